@@ -1,0 +1,85 @@
+/**
+ * SGD (momentum, weight decay) and AdamW with PyTorch's update rules, on
+ * tfjs variables. State is exportable as plain arrays for checkpoints.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export type OptimizerName = 'sgd' | 'adamw';
+
+export interface OptimizerConfig {
+  name: OptimizerName;
+  momentum: number; /** SGD */
+  beta1: number; beta2: number; eps: number; /** AdamW */
+}
+
+export const DEFAULT_OPTIMIZER: OptimizerConfig = { name: 'sgd', momentum: 0.9, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+
+export interface ParamGroup { name: string; variable: tf.Variable; weightDecay: number }
+
+/** Plain-data optimiser state: slot arrays by parameter name. */
+export interface OptimizerState { step: number; slots: Record<string, Float32Array[]> }
+
+export class Optimizer {
+  private step = 0;
+  private readonly slots = new Map<string, tf.Variable[]>();
+
+  constructor(readonly config: OptimizerConfig, readonly params: ParamGroup[]) {}
+
+  /** Apply one update with learning rate `lr`; `grads` by parameter name. */
+  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+    this.step++;
+    const { name, momentum, beta1, beta2, eps } = this.config;
+    for (const p of this.params) {
+      const g0 = grads.get(p.name);
+      if (!g0) continue;
+      tf.tidy(() => {
+        const w = p.variable;
+        if (name === 'sgd') {
+          // torch.optim.SGD: g += wd * w; buf = g (first step) or m * buf + g; w -= lr * buf.
+          const g = p.weightDecay ? tf.add(g0, tf.mul(w, p.weightDecay)) : g0;
+          let upd: tf.Tensor = g;
+          if (momentum) {
+            const slot = this.slots.get(p.name);
+            if (!slot) this.slots.set(p.name, [tf.variable(g, false)]);
+            else { slot[0].assign(tf.add(tf.mul(slot[0], momentum), g)); upd = slot[0]; }
+          }
+          w.assign(tf.sub(w, tf.mul(upd, lr)));
+        } else {
+          // torch.optim.AdamW: decoupled decay w *= 1 - lr * wd, then Adam with bias correction.
+          let slot = this.slots.get(p.name);
+          if (!slot) { slot = [tf.variable(tf.zerosLike(w), false), tf.variable(tf.zerosLike(w), false)]; this.slots.set(p.name, slot); }
+          const [m, v] = slot;
+          m.assign(tf.add(tf.mul(m, beta1), tf.mul(g0, 1 - beta1)));
+          v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g0), 1 - beta2)));
+          const bc1 = 1 - beta1 ** this.step;
+          const bc2 = 1 - beta2 ** this.step;
+          const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps);
+          const decayed = p.weightDecay ? tf.mul(w, 1 - lr * p.weightDecay) : w;
+          w.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)));
+        }
+      });
+    }
+  }
+
+  async exportState(): Promise<OptimizerState> {
+    const slots: Record<string, Float32Array[]> = {};
+    for (const [k, vs] of this.slots) slots[k] = await Promise.all(vs.map(async (v) => (await v.data()) as Float32Array));
+    return { step: this.step, slots };
+  }
+
+  importState(s: OptimizerState): void {
+    this.disposeSlots();
+    this.step = s.step;
+    for (const p of this.params) {
+      const arr = s.slots[p.name];
+      if (arr) this.slots.set(p.name, arr.map((a) => tf.variable(tf.tensor(a, p.variable.shape), false)));
+    }
+  }
+
+  private disposeSlots(): void {
+    for (const vs of this.slots.values()) vs.forEach((v) => v.dispose());
+    this.slots.clear();
+  }
+
+  dispose(): void { this.disposeSlots(); }
+}

@@ -1,0 +1,117 @@
+/**
+ * Visual Prompt Tuning (Jia et al., ECCV 2022), as the official code
+ * (github.com/KMnP/vpt, src/models/vit_prompt/vit.py) does it:
+ * - shallow: p prompts inserted after [CLS], after position embeddings, before layer 1;
+ * - deep: the same at layer 1, and before every later layer i the p prompt
+ *   slots (tokens 1..p) are overwritten by that layer's own prompts.
+ * The head is a linear layer on the final-LayerNorm [CLS].
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../train/rng';
+import type { ViTConfig } from '../vit/config';
+import type { FrozenViT } from '../vit/model';
+
+export type Variant = 'deep' | 'shallow';
+
+/** Host-side trainable state: what a task file and a checkpoint store. */
+export interface VptState {
+  variant: Variant;
+  /** [Lp, p, d] with Lp = 1 (shallow) or L (deep). */
+  prompts: Float32Array;
+  numPrompts: number;
+  /** torch layout [C, d]: logits = x W^T + b. */
+  headW: Float32Array;
+  headB: Float32Array;
+  numClasses: number;
+  hiddenSize: number;
+}
+
+export function promptLayers(variant: Variant, c: ViTConfig): number {
+  return variant === 'deep' ? c.numLayers : 1;
+}
+
+/**
+ * Initial state. Prompts: uniform(-v, v), v = sqrt(6 / (3 * patch^2 + d)),
+ * the official xavier-style bound over the patch fan-in. Head: kaiming
+ * normal with fan_out (std = sqrt(2 / C)) and bias -ln(99) (the official
+ * MLP head's `special_bias`, a prior probability of 0.01).
+ */
+export function initVpt(c: ViTConfig, variant: Variant, numPrompts: number, numClasses: number, rng: Rng): VptState {
+  const d = c.hiddenSize;
+  const v = Math.sqrt(6 / (3 * c.patchSize * c.patchSize + d));
+  const prompts = new Float32Array(promptLayers(variant, c) * numPrompts * d);
+  for (let i = 0; i < prompts.length; i++) prompts[i] = rng.uniform(-v, v);
+  const std = Math.sqrt(2 / numClasses);
+  const headW = new Float32Array(numClasses * d);
+  for (let i = 0; i < headW.length; i++) headW[i] = rng.normal() * std;
+  const headB = new Float32Array(numClasses).fill(-Math.log(99));
+  return { variant, prompts, numPrompts, headW, headB, numClasses, hiddenSize: d };
+}
+
+/** The trainable tensors while a run is live. */
+export interface VptVars {
+  variant: Variant;
+  prompts: tf.Variable; /** [Lp, p, d] */
+  headW: tf.Variable; /** [C, d] */
+  headB: tf.Variable; /** [C] */
+}
+
+export function toVars(s: VptState, trainable = true): VptVars {
+  const Lp = s.prompts.length / (s.numPrompts * s.hiddenSize);
+  return {
+    variant: s.variant,
+    prompts: tf.variable(tf.tensor3d(s.prompts, [Lp, s.numPrompts, s.hiddenSize]), trainable, undefined, 'float32'),
+    headW: tf.variable(tf.tensor2d(s.headW, [s.numClasses, s.hiddenSize]), trainable),
+    headB: tf.variable(tf.tensor1d(s.headB), trainable),
+  };
+}
+
+export async function fromVars(v: VptVars, s: Pick<VptState, 'numPrompts' | 'numClasses' | 'hiddenSize'>): Promise<VptState> {
+  return {
+    variant: v.variant, numPrompts: s.numPrompts, numClasses: s.numClasses, hiddenSize: s.hiddenSize,
+    prompts: (await v.prompts.data()) as Float32Array,
+    headW: (await v.headW.data()) as Float32Array,
+    headB: (await v.headB.data()) as Float32Array,
+  };
+}
+
+export function disposeVars(v: VptVars): void {
+  v.prompts.dispose(); v.headW.dispose(); v.headB.dispose();
+}
+
+/**
+ * Prompt dropout masks, one [B, p, d] per prompt layer, already scaled by
+ * 1 / (1 - rate) like torch.nn.Dropout; drawn from our PRNG for determinism.
+ */
+export function dropoutMasks(rng: Rng, layers: number, B: number, p: number, d: number, rate: number): tf.Tensor3D[] {
+  const keep = 1 - rate;
+  return Array.from({ length: layers }, () => {
+    const m = new Float32Array(B * p * d);
+    for (let i = 0; i < m.length; i++) m[i] = rng.next() < keep ? 1 / keep : 0;
+    return tf.tensor3d(m, [B, p, d]);
+  });
+}
+
+/** Final-LayerNorm [CLS] features with prompts, [B, d]. Call inside tidy or a gradient function. */
+export function vptFeatures(model: FrozenViT, vars: Pick<VptVars, 'variant' | 'prompts'>, images: tf.Tensor4D, masks?: tf.Tensor3D[]): tf.Tensor2D {
+  const [Lp, p, d] = vars.prompts.shape as [number, number, number];
+  const x0 = model.embed(images); // [B, T, d]
+  const B = x0.shape[0];
+  const promptFor = (i: number): tf.Tensor3D => {
+    const pi = tf.slice(vars.prompts, [i, 0, 0], [1, p, d]) as tf.Tensor3D; // [1, p, d]
+    return masks ? tf.mul(pi, masks[i]) as tf.Tensor3D : tf.tile(pi, [B, 1, 1]); // [B, p, d]
+  };
+  return model.encode(x0, (x, layer) => {
+    if (layer >= Lp) return x;
+    const T = x.shape[1];
+    const cls = tf.slice(x, [0, 0, 0], [B, 1, d]); // [B, 1, d]
+    // Layer 0 inserts; later layers overwrite tokens 1..p (official `forward_deep_prompt`).
+    const rest = layer === 0 ? tf.slice(x, [0, 1, 0], [B, T - 1, d]) : tf.slice(x, [0, 1 + p, 0], [B, T - 1 - p, d]);
+    return tf.concat([cls, promptFor(layer), rest], 1) as tf.Tensor3D; // [B, 1 + p + N, d]
+  });
+}
+
+/** Linear head in torch layout: x W^T + b. */
+export function head(features: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  return tf.add(tf.matMul(features, w as tf.Tensor2D, false, true), b) as tf.Tensor2D;
+}

@@ -1,0 +1,113 @@
+/**
+ * The frozen ViT forward pass, split into named stages as timm does:
+ * embed (patches, [CLS], position embeddings), blocks, final norm. Prompt
+ * tuning hooks in between embed and blocks (tuning/vpt.ts). Weights live in
+ * tfjs tensors that no optimiser ever sees: they are never variables.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ViTConfig } from './config';
+import { FrozenLinear, gelu, layerNorm } from './ops';
+import type { ViTWeights } from './weights';
+
+interface Block {
+  ln1g: tf.Tensor1D; ln1b: tf.Tensor1D; qkv: FrozenLinear; out: FrozenLinear;
+  ln2g: tf.Tensor1D; ln2b: tf.Tensor1D; fc1: FrozenLinear; fc2: FrozenLinear;
+}
+
+/** Hook called before block i (0-based) to rewrite the token sequence. */
+export type TokenHook = (x: tf.Tensor3D, layer: number) => tf.Tensor3D;
+
+export class FrozenViT {
+  readonly config: ViTConfig;
+  private readonly patch: FrozenLinear;
+  private readonly cls: tf.Tensor3D;
+  private readonly pos: tf.Tensor3D;
+  private readonly blocks: Block[];
+  private readonly normG: tf.Tensor1D;
+  private readonly normB: tf.Tensor1D;
+  private readonly owned: tf.Tensor[] = [];
+
+  constructor(w: ViTWeights) {
+    const c = (this.config = w.config);
+    const d = c.hiddenSize;
+    const P = c.patchSize;
+    const T = (c.imageSize / P) ** 2 + 1;
+    const keep = <X extends tf.Tensor>(t: X): X => { this.owned.push(t); return t; };
+    const v = (a: Float32Array) => keep(tf.tensor1d(a));
+    const lin = (W: Float32Array, b: Float32Array, inn: number, out: number) =>
+      new FrozenLinear(tf.tensor2d(W, [inn, out]), tf.tensor1d(b));
+    this.patch = lin(w.patchW, w.patchB, P * P * 3, d);
+    this.cls = keep(tf.tensor3d(w.cls, [1, 1, d]));
+    this.pos = keep(tf.tensor3d(w.pos, [1, T, d]));
+    this.blocks = w.blocks.map((b) => ({
+      ln1g: v(b.ln1g), ln1b: v(b.ln1b), qkv: lin(b.qkvW, b.qkvB, d, 3 * d), out: lin(b.outW, b.outB, d, d),
+      ln2g: v(b.ln2g), ln2b: v(b.ln2b), fc1: lin(b.fc1W, b.fc1B, d, c.mlpDim), fc2: lin(b.fc2W, b.fc2B, c.mlpDim, d),
+    }));
+    this.normG = v(w.normG);
+    this.normB = v(w.normB);
+  }
+
+  /** Patch embedding as reshape + matmul, then [CLS] and position embeddings. */
+  embed(images: tf.Tensor4D): tf.Tensor3D {
+    const { patchSize: P, imageSize: S, hiddenSize: d } = this.config;
+    const B = images.shape[0];
+    const g = S / P;
+    const patches = tf.reshape(
+      tf.transpose(tf.reshape(images, [B, g, P, g, P, 3]), [0, 1, 3, 2, 4, 5]), // [B, gy, gx, P, P, 3]
+      [B * g * g, P * P * 3]);
+    const x = tf.reshape(this.patch.apply(patches as tf.Tensor2D), [B, g * g, d]); // [B, N, d]
+    const cls = tf.tile(this.cls, [B, 1, 1]); // [B, 1, d]
+    return tf.add(tf.concat([cls, x], 1), this.pos) as tf.Tensor3D; // [B, T, d]
+  }
+
+  /** One pre-norm encoder block: x + MSA(LN(x)), then x + MLP(LN(x)). */
+  block(x: tf.Tensor3D, i: number): tf.Tensor3D {
+    const blk = this.blocks[i];
+    const { hiddenSize: d, numHeads: H, layerNormEps: eps } = this.config;
+    const [B, T] = x.shape;
+    const hd = d / H;
+    const y = tf.reshape(layerNorm(x, blk.ln1g, blk.ln1b, eps), [B * T, d]) as tf.Tensor2D;
+    const qkv = tf.transpose(tf.reshape(blk.qkv.apply(y), [B, T, 3, H, hd]), [2, 0, 3, 1, 4]); // [3, B, H, T, hd]
+    const take = (j: number) => tf.reshape(tf.slice(qkv, [j, 0, 0, 0, 0], [1, B, H, T, hd]), [B, H, T, hd]);
+    const q = take(0), k = take(1), v = take(2);
+    const att = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd))); // [B, H, T, T]
+    const o = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [B * T, d]) as tf.Tensor2D; // [B*T, d]
+    const x1 = tf.add(x, tf.reshape(blk.out.apply(o), [B, T, d])) as tf.Tensor3D;
+    const z = tf.reshape(layerNorm(x1, blk.ln2g, blk.ln2b, eps), [B * T, d]) as tf.Tensor2D;
+    const m = blk.fc2.apply(gelu(blk.fc1.apply(z)) as tf.Tensor2D); // [B*T, d]
+    return tf.add(x1, tf.reshape(m, [B, T, d])) as tf.Tensor3D;
+  }
+
+  /** Blocks then final LayerNorm; returns the normalised [CLS] token [B, d]. */
+  encode(tokens: tf.Tensor3D, hook?: TokenHook): tf.Tensor2D {
+    let x = tokens;
+    for (let i = 0; i < this.blocks.length; i++) {
+      if (hook) x = hook(x, i);
+      x = this.block(x, i);
+    }
+    const [B, , d] = x.shape;
+    const cls = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, d]), [B, d]);
+    // The head reads the final-LayerNorm [CLS]; LayerNorm is per token, so normalise [CLS] alone.
+    return layerNorm(cls, this.normG, this.normB, this.config.layerNormEps) as tf.Tensor2D;
+  }
+
+  /**
+   * Make the pre-transposed weight copies that backward passes use. Training
+   * calls this once up front, so memory is allocated before the first step.
+   */
+  prepareBackward(): void {
+    this.patch.transposed();
+    for (const b of this.blocks) [b.qkv, b.out, b.fc1, b.fc2].forEach((l) => l.transposed());
+  }
+
+  /** Plain backbone features (no prompts): final-LayerNorm [CLS], [B, d]. */
+  features(images: tf.Tensor4D): tf.Tensor2D {
+    return tf.tidy(() => this.encode(this.embed(images)));
+  }
+
+  dispose(): void {
+    this.patch.dispose();
+    for (const b of this.blocks) { b.qkv.dispose(); b.out.dispose(); b.fc1.dispose(); b.fc2.dispose(); }
+    for (const t of this.owned) t.dispose();
+  }
+}

@@ -1,0 +1,61 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { expect } from 'vitest';
+import { readSafetensors } from '../../src/core/io/safetensors';
+import type { HostTensor } from '../../src/core/io/tensor-map';
+import { loadBackbone, type Backbone } from '../../src/core/vit/load';
+
+export const SHARED = resolve(__dirname, '../../../shared');
+export const FIX = join(SHARED, 'fixtures/vpt-reference');
+export const TINY = join(SHARED, 'models/tiny-vit-mnist');
+export const NOTMNIST = join(SHARED, 'datasets/notmnist-1k');
+
+export async function useCpu(): Promise<void> {
+  await tf.setBackend('cpu');
+  await tf.ready();
+}
+
+export function readCase(): Map<string, HostTensor> {
+  return readSafetensors(readFileSync(join(FIX, 'case.safetensors')), 'case.safetensors').tensors;
+}
+
+export function caseTensor(c: Map<string, HostTensor>, name: string): HostTensor {
+  const t = c.get(name);
+  if (!t) throw new Error(`fixture lacks ${name}`);
+  return t;
+}
+
+export async function fixtureBackbone(kind: 'safetensors' | 'npz'): Promise<Backbone> {
+  const file = join(FIX, `backbone.${kind}`);
+  const config = kind === 'safetensors' ? JSON.parse(readFileSync(join(FIX, 'config.json'), 'utf8')) : undefined;
+  return loadBackbone({ name: file, bytes: readFileSync(file), config });
+}
+
+export async function tinyBackbone(): Promise<Backbone> {
+  const file = join(TINY, 'model.safetensors');
+  return loadBackbone({
+    name: file, bytes: readFileSync(file),
+    config: JSON.parse(readFileSync(join(TINY, 'config.json'), 'utf8')),
+    preprocessor: JSON.parse(readFileSync(join(TINY, 'preprocessor_config.json'), 'utf8')),
+  });
+}
+
+/** max-abs error divided by the reference's max-abs (the fixture README's measure). */
+export function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  expect(actual.length).toBe(expected.length);
+  let err = 0, mag = 0;
+  for (let i = 0; i < expected.length; i++) {
+    err = Math.max(err, Math.abs(actual[i] - expected[i]));
+    mag = Math.max(mag, Math.abs(expected[i]));
+  }
+  return err / (mag || 1);
+}
+
+/** NCHW float32 images to NHWC. */
+export function nchwToNhwc(t: HostTensor): tf.Tensor4D {
+  const [B, C, H, W] = t.shape;
+  return tf.tidy(() => tf.transpose(tf.tensor4d(t.data as Float32Array, [B, C, H, W]), [0, 2, 3, 1]) as tf.Tensor4D);
+}
+
+export { existsSync };
