@@ -39,7 +39,8 @@ describe.each(['safetensors', 'npz'] as const)('gradients from backbone.%s', (ki
   it.each(['shallow', 'deep'] as const)('%s: loss and gradients of prompts and head', async (variant) => {
     const vars = toVars(state(variant));
     const before = tf.memory().numTensors;
-    const { loss, grads } = vptGradients(model, vars, batch, { microBatch: 3, promptDropout: 0, rng: new Rng(0) });
+    const { loss, correct, grads } = vptGradients(model, vars, batch, { microBatch: 3, promptDropout: 0, rng: new Rng(0) });
+    correct.dispose();
     expect(relErr(await loss.data(), get(`${variant}.loss`))).toBeLessThan(1e-4);
     const gp = variant === 'deep' ? 'deep.grad.prompts' : 'shallow.grad.prompt';
     expect(relErr(await grads.get('prompts')!.data(), get(gp))).toBeLessThan(1e-3);
@@ -56,7 +57,7 @@ describe.each(['safetensors', 'npz'] as const)('gradients from backbone.%s', (ki
     const parts = vptGradients(model, vars, batch, { microBatch: 1, promptDropout: 0, rng: new Rng(0) });
     expect(relErr(await parts.loss.data(), await whole.loss.data())).toBeLessThan(1e-6);
     for (const k of whole.grads.keys()) expect(relErr(await parts.grads.get(k)!.data(), await whole.grads.get(k)!.data())).toBeLessThan(1e-5);
-    [whole, parts].forEach((r) => { r.loss.dispose(); r.grads.forEach((g) => g.dispose()); });
+    [whole, parts].forEach((r) => { r.loss.dispose(); r.correct.dispose(); r.grads.forEach((g) => g.dispose()); });
     disposeVars(vars);
   });
 
@@ -66,8 +67,8 @@ describe.each(['safetensors', 'npz'] as const)('gradients from backbone.%s', (ki
     const losses: number[] = [];
     for (let i = 0; i < 3; i++) {
       const l = vptStep(model, vars, opt, batch, 0.1, { microBatch: 3, promptDropout: 0, rng: new Rng(0) });
-      losses.push((await l.data())[0]);
-      l.dispose();
+      losses.push((await l.loss.data())[0]);
+      l.loss.dispose(); l.correct.dispose();
     }
     expect(relErr(losses, get('deep.sgd.losses'))).toBeLessThan(1e-3);
     expect(relErr(await vars.prompts.data(), get('deep.sgd.prompts'))).toBeLessThan(1e-3);

@@ -35,7 +35,13 @@ function slice(b: HostBatch, from: number, n: number, S: number) {
 }
 
 /** Gradients of the batch loss for the VPT variables, summed over micro-batches. Caller disposes. */
-export function vptGradients(model: FrozenViT, vars: VptVars, batch: HostBatch, opts: StepOptions): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
+export interface StepResult {
+  loss: tf.Scalar;
+  /** Weighted count of correct predictions in the batch (for training accuracy). */
+  correct: tf.Scalar;
+}
+
+export function vptGradients(model: FrozenViT, vars: VptVars, batch: HostBatch, opts: StepOptions): StepResult & { grads: Map<string, tf.Tensor> } {
   const S = model.config.imageSize;
   let denom = 0;
   for (let i = 0; i < batch.size; i++) denom += batch.weights[i];
@@ -44,14 +50,17 @@ export function vptGradients(model: FrozenViT, vars: VptVars, batch: HostBatch, 
   const list = [vars.prompts, vars.headW, vars.headB];
   const names = ['prompts', 'head.weight', 'head.bias'];
   let total: tf.Scalar = tf.scalar(0);
+  let correct: tf.Scalar = tf.scalar(0);
   const acc = new Map<string, tf.Tensor>();
   for (let from = 0; from < batch.size; from += opts.microBatch) {
     const n = Math.min(opts.microBatch, batch.size - from);
     const mb = slice(batch, from, n, S);
     const masks = opts.promptDropout > 0 ? dropoutMasks(opts.rng, Lp, n, p, d, opts.promptDropout) : undefined;
+    let hits: tf.Scalar | null = null;
     const { value, grads } = tf.variableGrads(() => {
-      const f = vptFeatures(model, vars, mb.images, masks);
-      return weightedCrossEntropy(head(f, vars.headW, vars.headB), mb.labels, mb.weights, denom);
+      const logits = head(vptFeatures(model, vars, mb.images, masks), vars.headW, vars.headB);
+      hits = tf.keep(tf.sum<tf.Tensor>(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), mb.labels), 'float32'), mb.weights))) as tf.Scalar;
+      return weightedCrossEntropy(logits, mb.labels, mb.weights, denom);
     }, list);
     list.forEach((v, i) => {
       const g = grads[v.name];
@@ -60,18 +69,20 @@ export function vptGradients(model: FrozenViT, vars: VptVars, batch: HostBatch, 
       if (prev) { prev.dispose(); g.dispose(); }
     });
     const t = tf.add(total, value) as tf.Scalar;
-    tf.dispose([total, value, mb.images, mb.labels, mb.weights, ...(masks ?? [])]);
+    const h = tf.add(correct, hits!) as tf.Scalar;
+    tf.dispose([total, correct, hits!, value, mb.images, mb.labels, mb.weights, ...(masks ?? [])]);
     total = t;
+    correct = h;
   }
-  return { loss: total, grads: acc };
+  return { loss: total, correct, grads: acc };
 }
 
-/** One optimiser step at learning rate `lr`; returns the loss (read it asynchronously, then dispose). */
-export function vptStep(model: FrozenViT, vars: VptVars, opt: Optimizer, batch: HostBatch, lr: number, opts: StepOptions): tf.Scalar {
-  const { loss, grads } = vptGradients(model, vars, batch, opts);
+/** One optimiser step at learning rate `lr`; returns loss and hits (read them asynchronously, then dispose). */
+export function vptStep(model: FrozenViT, vars: VptVars, opt: Optimizer, batch: HostBatch, lr: number, opts: StepOptions): StepResult {
+  const { loss, correct, grads } = vptGradients(model, vars, batch, opts);
   opt.apply(grads, lr);
   grads.forEach((g) => g.dispose());
-  return loss;
+  return { loss, correct };
 }
 
 /** The official optimiser's groups: weight decay everywhere except the head bias. */

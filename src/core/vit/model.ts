@@ -67,8 +67,9 @@ export class FrozenViT {
     const [B, T] = x.shape;
     const hd = d / H;
     const y = tf.reshape(layerNorm(x, blk.ln1g, blk.ln1b, eps), [B * T, d]) as tf.Tensor2D;
-    const qkv = tf.transpose(tf.reshape(blk.qkv.apply(y), [B, T, 3, H, hd]), [2, 0, 3, 1, 4]); // [3, B, H, T, hd]
-    const take = (j: number) => tf.reshape(tf.slice(qkv, [j, 0, 0, 0, 0], [1, B, H, T, hd]), [B, H, T, hd]);
+    // Rank-4 transpose only: tfjs-wasm's rank-5 transpose is ~80x slower (bench/micro.ts).
+    const qkv = tf.transpose(tf.reshape(blk.qkv.apply(y), [B, T, 3 * H, hd]), [0, 2, 1, 3]); // [B, 3H, T, hd]
+    const take = (j: number) => tf.slice(qkv, [0, j * H, 0, 0], [B, H, T, hd]); // [B, H, T, hd]
     const q = take(0), k = take(1), v = take(2);
     const att = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd))); // [B, H, T, T]
     const o = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [B * T, d]) as tf.Tensor2D; // [B*T, d]

@@ -25,10 +25,10 @@ export class FrozenLinear {
   readonly apply: (x: tf.Tensor2D) => tf.Tensor2D;
 
   constructor(readonly w: tf.Tensor2D, readonly b: tf.Tensor1D) {
-    this.apply = tf.customGrad((x: tf.Tensor) => ({
+    this.apply = tf.customGrad(((x: tf.Tensor) => ({
       value: tf.add(tf.matMul(x as tf.Tensor2D, this.w), this.b) as tf.Tensor2D,
       gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, this.transposed()),
-    })) as (x: tf.Tensor2D) => tf.Tensor2D;
+    })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
   }
 
   /** [out, in], made before the first backward pass only (inference never needs it). */

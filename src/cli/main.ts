@@ -1,0 +1,78 @@
+/**
+ * The `vpt` command line. Exit codes: 0 ok, 1 bad input (one line
+ * `error: FILE: what is wrong` on stderr), 2 usage. Never a stack trace.
+ */
+import { VptError } from '../core/errors';
+import { DEFAULT_LR, DEFAULT_TRAIN } from '../core/train/config';
+import { parseArgs, oneOf, UsageError, type FlagSpec } from './args';
+import { useBackend } from './backend';
+import { evaluate } from './commands/eval';
+import { inspect } from './commands/inspect';
+import { predict } from './commands/predict';
+import { train } from './commands/train';
+
+const D = DEFAULT_TRAIN;
+export const HELP = `vpt: Visual Prompt Tuning of frozen Vision Transformers
+
+usage:
+  vpt inspect FILE
+  vpt train --backbone PATH --data DIR --out FILE [options]
+  vpt predict --backbone PATH [--task FILE] (--images DIR|FILE... | --tensors FILE --key NAME) [--json] [--top K] [--csv FILE]
+  vpt eval --backbone PATH --task FILE --data DIR [--split train|val|test] [--json]
+
+backbone PATH: a .safetensors file (config.json beside it, or inferred), a Hugging Face
+folder (model.safetensors + config.json), or an original ViT .npz.
+DIR: class sub-folders, or train/val/test folders holding class sub-folders.
+
+train options (defaults in brackets):
+  --variant deep|shallow  [${D.variant}]      --prompts N  [${D.numPrompts}]
+  --epochs N  [${D.epochs}]                   --batch N  [${D.batch}]
+  --lr X  learning rate per 256 images; applied = lr x batch / 256  [sgd ${DEFAULT_LR.sgd}, adamw ${DEFAULT_LR.adamw}]
+  --wd X  weight decay  [${D.weightDecay}]    --optimizer sgd|adamw  [${D.optimizer}] (SGD momentum 0.9)
+  --warmup N  warm-up epochs  [epochs / 10]   --schedule step|epoch  [${D.schedule}]
+  --prompt-dropout X  [${D.promptDropout}]    --val-split X  [${D.valSplit}] (0 trains on everything)
+  --resize crop|direct  [crop]                --augment  random crop + horizontal flip  [off]
+  --mean R,G,B --std R,G,B  override the backbone's normalisation
+  --seed N  [${D.seed}]                       --micro-batch N  images per pass, exact accumulation  [whole batch]
+  --resume FILE  continue from a checkpoint   --checkpoint FILE  [OUT with .ckpt.safetensors]
+  --fp16  write float16 tensors               --naming vpt|official  tensor names  [vpt]
+  --json  print a summary on stdout
+
+common options:
+  --backend wasm|cpu  [wasm]    --classes A,B,C|@FILE  names for a task file without them
+  --resize, --mean, --std  as above (a task file's own preprocessing wins otherwise)
+`;
+
+const SPEC: FlagSpec = {
+  backbone: 'string', data: 'string', out: 'string', variant: 'string', prompts: 'string', epochs: 'string', batch: 'string',
+  lr: 'string', wd: 'string', optimizer: 'string', warmup: 'string', schedule: 'string', 'prompt-dropout': 'string',
+  'val-split': 'string', resize: 'string', augment: 'bool', mean: 'string', std: 'string', seed: 'string', resume: 'string',
+  checkpoint: 'string', json: 'bool', 'micro-batch': 'string', fp16: 'bool', naming: 'string', backend: 'string',
+  task: 'string', images: 'list', tensors: 'string', key: 'string', top: 'string', csv: 'string', split: 'string',
+  classes: 'string', help: 'bool',
+};
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const [cmd, ...rest] = argv;
+    if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') { process.stdout.write(HELP); return cmd ? 0 : 2; }
+    const p = parseArgs(rest, SPEC);
+    if (p.flags.get('help')) { process.stdout.write(HELP); return 0; }
+    const backend = await useBackend(oneOf(p, 'backend', ['wasm', 'cpu'] as const) ?? 'wasm');
+    switch (cmd) {
+      case 'inspect': await inspect(p); break;
+      case 'train': await train(p, backend); break;
+      case 'predict': await predict(p); break;
+      case 'eval': await evaluate(p); break;
+      default: throw new UsageError(`unknown command "${cmd}"`);
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) { process.stderr.write(`error: ${e.message}\nrun \`vpt --help\` for usage\n`); return 2; }
+    if (e instanceof VptError) { process.stderr.write(`error: ${e.message}\n`); return 1; }
+    process.stderr.write(`error: ${(e as Error)?.message ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

@@ -1,0 +1,145 @@
+/**
+ * The per-task export, `NAME.vpt.safetensors`: prompts + linear head and a
+ * metadata block that says what they belong to. Also reads and writes the
+ * official VPT PyTorch state-dict names so prompts cross both ways.
+ */
+import { VptError } from '../errors';
+import type { VptState, Variant } from '../tuning/vpt';
+import type { Preprocessing, ViTConfig } from '../vit/config';
+import { readSafetensors, writeSafetensors, type WriteDtype } from './safetensors';
+import type { TensorMap } from './tensor-map';
+
+export const TASK_FORMAT = 'vpt-task';
+export const TASK_FORMAT_VERSION = '1';
+
+export interface BackboneRef { name: string; architecture: string; fingerprint: string; hidden_size: number; num_layers: number; patch_size: number; image_size: number }
+
+export interface TaskMeta {
+  classes: string[];
+  backbone?: BackboneRef;
+  preprocessing?: Preprocessing;
+  training?: Record<string, unknown>;
+  metrics?: { accuracy?: number; per_class?: Record<string, number>; [k: string]: unknown };
+}
+
+export interface Task { state: VptState; meta: TaskMeta; naming: 'vpt' | 'official'; warnings: string[] }
+
+export type Naming = 'vpt' | 'official';
+
+const OFFICIAL = {
+  shallow: 'enc.transformer.prompt_embeddings',
+  deep: 'enc.transformer.deep_prompt_embeddings',
+  w: 'head.last_layer.weight',
+  b: 'head.last_layer.bias',
+};
+
+export function writeTask(state: VptState, meta: TaskMeta, opts: { dtype?: WriteDtype; naming?: Naming } = {}): Uint8Array {
+  const { numPrompts: p, hiddenSize: d, numClasses: C } = state;
+  const Lp = state.prompts.length / (p * d);
+  const t: TensorMap = new Map();
+  if (opts.naming === 'official') {
+    // Official layout: layer-1 prompts [1, p, d] and, for deep, the rest [L-1, p, d].
+    t.set(OFFICIAL.shallow, { dtype: 'F32', shape: [1, p, d], data: state.prompts.subarray(0, p * d) });
+    if (state.variant === 'deep' && Lp > 1) t.set(OFFICIAL.deep, { dtype: 'F32', shape: [Lp - 1, p, d], data: state.prompts.subarray(p * d) });
+    t.set(OFFICIAL.w, { dtype: 'F32', shape: [C, d], data: state.headW });
+    t.set(OFFICIAL.b, { dtype: 'F32', shape: [C], data: state.headB });
+  } else {
+    t.set('prompts', { dtype: 'F32', shape: [Lp, p, d], data: state.prompts });
+    t.set('head.weight', { dtype: 'F32', shape: [C, d], data: state.headW });
+    t.set('head.bias', { dtype: 'F32', shape: [C], data: state.headB });
+  }
+  // safetensors metadata values must be strings: nested values are JSON strings.
+  const md: Record<string, string> = {
+    format: TASK_FORMAT,
+    format_version: TASK_FORMAT_VERSION,
+    variant: state.variant,
+    num_prompts: String(p),
+    classes: JSON.stringify(meta.classes),
+  };
+  if (meta.backbone) md.backbone = JSON.stringify(meta.backbone);
+  if (meta.preprocessing) md.preprocessing = JSON.stringify(meta.preprocessing);
+  if (meta.training) md.training = JSON.stringify(meta.training);
+  if (meta.metrics) md.metrics = JSON.stringify(meta.metrics);
+  return writeSafetensors(t, md, opts.dtype ?? 'F32');
+}
+
+function parseJson<T>(md: Map<string, string>, key: string, file: string): T | undefined {
+  const s = md.get(key);
+  if (s === undefined) return undefined;
+  try { return JSON.parse(s) as T; } catch { throw new VptError(file, `metadata "${key}" is not valid JSON`); }
+}
+
+/** Is this tensor set a task (ours or official naming) rather than a backbone? */
+export function isTaskTensors(t: TensorMap): boolean {
+  return t.has('prompts') || t.has(OFFICIAL.shallow) || t.has(OFFICIAL.w);
+}
+
+export function readTask(bytes: Uint8Array, file: string, classNames?: string[]): Task {
+  const { tensors: t, metadata: md } = readSafetensors(bytes, file);
+  const warnings: string[] = [];
+  if (!isTaskTensors(t)) {
+    if ([...t.keys()].some((k) => /patch_embed|embedding\/kernel|patch_embeddings/.test(k))) throw new VptError(file, 'this is a backbone, not a task file');
+    throw new VptError(file, 'not a task file: it has neither `prompts` nor the official `enc.transformer.prompt_embeddings`');
+  }
+  const f = (name: string, rank: number) => {
+    const x = t.get(name);
+    if (!x) throw new VptError(file, `task file lacks tensor "${name}"`);
+    if (x.shape.length !== rank || !(x.data instanceof Float32Array)) throw new VptError(file, `tensor "${name}" has shape ${JSON.stringify(x.shape)}, expected rank ${rank} float`);
+    return x;
+  };
+  const naming: Naming = t.has('prompts') ? 'vpt' : 'official';
+  let prompts: Float32Array, p: number, d: number, variant: Variant;
+  let hw, hb;
+  if (naming === 'vpt') {
+    const pr = f('prompts', 3);
+    [, p, d] = pr.shape;
+    prompts = pr.data as Float32Array;
+    variant = (md.get('variant') as Variant) ?? (pr.shape[0] > 1 ? 'deep' : 'shallow');
+    hw = f('head.weight', 2); hb = f('head.bias', 1);
+  } else {
+    const s = f(OFFICIAL.shallow, 3);
+    [, p, d] = s.shape;
+    const deep = t.get(OFFICIAL.deep);
+    if (deep && (deep.shape.length !== 3 || deep.shape[1] !== p || deep.shape[2] !== d)) throw new VptError(file, `${OFFICIAL.deep} has shape ${JSON.stringify(deep.shape)}, expected [L-1, ${p}, ${d}]`);
+    variant = deep ? 'deep' : 'shallow';
+    prompts = new Float32Array(s.data.length + (deep?.data.length ?? 0));
+    prompts.set(s.data);
+    if (deep) prompts.set(deep.data, s.data.length);
+    hw = f(OFFICIAL.w, 2); hb = f(OFFICIAL.b, 1);
+  }
+  if (variant !== 'deep' && variant !== 'shallow') throw new VptError(file, `unknown variant "${variant}"`);
+  const C = hw.shape[0];
+  if (hw.shape[1] !== d) throw new VptError(file, `head.weight is [${hw.shape}] but the prompts have d = ${d}`);
+  if (hb.shape[0] !== C) throw new VptError(file, `head.bias has ${hb.shape[0]} classes but head.weight has ${C}`);
+  if (md.has('format') && md.get('format') !== TASK_FORMAT && md.get('format') !== 'pt') throw new VptError(file, `metadata format is "${md.get('format')}", expected "${TASK_FORMAT}"`);
+  let classes = parseJson<string[]>(md, 'classes', file);
+  if (classes && (!Array.isArray(classes) || !classes.every((c) => typeof c === 'string'))) throw new VptError(file, 'metadata "classes" is not a list of names');
+  if (classNames) classes = classNames;
+  if (!classes) classes = Array.from({ length: C }, (_, i) => String(i));
+  if (classes.length !== C) throw new VptError(file, `${classes.length} class names for a head with ${C} classes`);
+  const backbone = parseJson<BackboneRef>(md, 'backbone', file);
+  if (!backbone?.fingerprint) warnings.push('the task file carries no backbone fingerprint (made by PyTorch?): accepted because the dimensions fit');
+  return {
+    state: { variant, prompts, numPrompts: p, headW: hw.data as Float32Array, headB: hb.data as Float32Array, numClasses: C, hiddenSize: d },
+    meta: {
+      classes, backbone,
+      preprocessing: parseJson<Preprocessing>(md, 'preprocessing', file),
+      training: parseJson(md, 'training', file),
+      metrics: parseJson(md, 'metrics', file),
+    },
+    naming, warnings,
+  };
+}
+
+/** Refuse a task that does not belong to this backbone, with the reason. */
+export function checkTaskAgainstBackbone(task: Task, c: ViTConfig, fingerprint: string, file: string): void {
+  const s = task.state;
+  if (s.hiddenSize !== c.hiddenSize) throw new VptError(file, `task was made for a backbone with hidden size ${s.hiddenSize}, the loaded backbone has ${c.hiddenSize}`);
+  const Lp = s.prompts.length / (s.numPrompts * s.hiddenSize);
+  if (s.variant === 'deep' && Lp !== c.numLayers) throw new VptError(file, `VPT-deep task has prompts for ${Lp} layers, the loaded backbone has ${c.numLayers}`);
+  if (s.variant === 'shallow' && Lp !== 1) throw new VptError(file, `VPT-shallow task has ${Lp} prompt layers, expected 1`);
+  const fp = task.meta.backbone?.fingerprint;
+  if (fp && fp !== fingerprint) {
+    throw new VptError(file, `task belongs to backbone "${task.meta.backbone?.name}" (fingerprint ${fp.slice(0, 12)}...), not the loaded one (${fingerprint.slice(0, 12)}...)`);
+  }
+}

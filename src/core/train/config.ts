@@ -1,0 +1,65 @@
+/** Training settings: one typed config, its defaults and its validation. */
+import { VptError } from '../errors';
+import type { Variant } from '../tuning/vpt';
+import type { OptimizerName } from './optimizer';
+import type { ScheduleUnit } from './schedule';
+
+export interface TrainConfig {
+  variant: Variant;
+  numPrompts: number;
+  epochs: number;
+  batch: number;
+  /** Learning rate per 256 images; the applied rate is lr x batch / 256. */
+  lr: number;
+  weightDecay: number;
+  optimizer: OptimizerName;
+  warmupEpochs: number;
+  schedule: ScheduleUnit;
+  promptDropout: number;
+  valSplit: number;
+  augment: boolean;
+  seed: number;
+  /** Images per forward/backward pass; 0 = the whole batch. Gradients accumulate exactly. */
+  microBatch: number;
+}
+
+/** Per-256 defaults: SGD 1.0 (0.25 applied at batch 64), AdamW 0.004 (1e-3 applied). */
+export const DEFAULT_LR: Record<OptimizerName, number> = { sgd: 1.0, adamw: 0.004 };
+
+/** Paper-like defaults (official VPT configs: SGD momentum 0.9, batch 64, 100 epochs, 10 warm-up). */
+export const DEFAULT_TRAIN: TrainConfig = {
+  variant: 'deep', numPrompts: 10, epochs: 100, batch: 64, lr: DEFAULT_LR.sgd, weightDecay: 1e-4,
+  optimizer: 'sgd', warmupEpochs: 10, schedule: 'step', promptDropout: 0, valSplit: 0.1,
+  augment: false, seed: 42, microBatch: 0,
+};
+
+/** Fill unset fields: lr follows the optimiser, warm-up a tenth of the epochs. */
+export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
+  const optimizer = partial.optimizer ?? DEFAULT_TRAIN.optimizer;
+  const epochs = partial.epochs ?? DEFAULT_TRAIN.epochs;
+  const cfg: TrainConfig = {
+    ...DEFAULT_TRAIN,
+    ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)),
+    optimizer, epochs,
+    lr: partial.lr ?? DEFAULT_LR[optimizer],
+    warmupEpochs: partial.warmupEpochs ?? Math.round(epochs / 10),
+  };
+  validateTrainConfig(cfg);
+  return cfg;
+}
+
+export function validateTrainConfig(c: TrainConfig): void {
+  const bad = (k: string, why: string) => { throw new VptError(`--${k}`, why); };
+  if (c.variant !== 'deep' && c.variant !== 'shallow') bad('variant', `"${c.variant}" is not deep or shallow`);
+  const posInt: [string, number][] = [['prompts', c.numPrompts], ['epochs', c.epochs], ['batch', c.batch]];
+  for (const [k, v] of posInt) if (!Number.isSafeInteger(v) || v < 1) bad(k, `${v} is not a positive integer`);
+  if (!(c.lr > 0) || !Number.isFinite(c.lr)) bad('lr', `${c.lr} must be a positive number`);
+  if (!(c.weightDecay >= 0)) bad('wd', `${c.weightDecay} must be >= 0`);
+  if (c.optimizer !== 'sgd' && c.optimizer !== 'adamw') bad('optimizer', `"${c.optimizer}" is not sgd or adamw`);
+  if (!Number.isSafeInteger(c.warmupEpochs) || c.warmupEpochs < 0 || c.warmupEpochs > c.epochs) bad('warmup', `${c.warmupEpochs} must be an integer between 0 and the epochs`);
+  if (c.schedule !== 'step' && c.schedule !== 'epoch') bad('schedule', `"${c.schedule}" is not step or epoch`);
+  if (!(c.promptDropout >= 0 && c.promptDropout < 1)) bad('prompt-dropout', `${c.promptDropout} must be in [0, 1)`);
+  if (!(c.valSplit >= 0 && c.valSplit < 1)) bad('val-split', `${c.valSplit} must be in [0, 1)`);
+  if (!Number.isSafeInteger(c.seed)) bad('seed', `${c.seed} is not an integer`);
+  if (!Number.isSafeInteger(c.microBatch) || c.microBatch < 0) bad('micro-batch', `${c.microBatch} is not a non-negative integer`);
+}
