@@ -72,7 +72,7 @@ export class Optimizer {
     this.step = s.step;
     for (const p of this.params) {
       const arr = s.slots[p.name];
-      if (arr) this.slots.set(p.name, arr.map((a) => tf.variable(tf.tensor(a, p.variable.shape), false)));
+      if (arr) this.slots.set(p.name, tf.tidy(() => arr.map((a) => tf.variable(tf.tensor(a, p.variable.shape), false))));
     }
   }
 

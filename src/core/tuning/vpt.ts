@@ -58,12 +58,13 @@ export interface VptVars {
 
 export function toVars(s: VptState, trainable = true): VptVars {
   const Lp = s.prompts.length / (s.numPrompts * s.hiddenSize);
-  return {
+  // tf.variable shares the initial tensor's data but not its handle: build inside tidy so the handles go.
+  return tf.tidy(() => ({
     variant: s.variant,
-    prompts: tf.variable(tf.tensor3d(s.prompts, [Lp, s.numPrompts, s.hiddenSize]), trainable, undefined, 'float32'),
+    prompts: tf.variable(tf.tensor3d(s.prompts, [Lp, s.numPrompts, s.hiddenSize]), trainable),
     headW: tf.variable(tf.tensor2d(s.headW, [s.numClasses, s.hiddenSize]), trainable),
     headB: tf.variable(tf.tensor1d(s.headB), trainable),
-  };
+  }));
 }
 
 export async function fromVars(v: VptVars, s: Pick<VptState, 'numPrompts' | 'numClasses' | 'hiddenSize'>): Promise<VptState> {
