@@ -1,0 +1,66 @@
+/**
+ * Pick the fastest working tfjs backend: WebGPU, then WebGL, then WASM, then
+ * CPU, recording why each earlier one was skipped. Runs in the worker.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-webgpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
+import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
+import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import type { BackendInfo, BackendName } from './protocol';
+
+const CHAIN: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
+
+interface GpuAdapterLike {
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string };
+  limits: Record<string, number>;
+}
+
+async function webgpuProbe(): Promise<{ adapter: string; limits: Record<string, number> }> {
+  const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } }).gpu;
+  if (!gpu) throw new Error('navigator.gpu is missing (no WebGPU in this browser, or not a secure context)');
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) throw new Error('requestAdapter() returned no adapter');
+  const i = adapter.info ?? {};
+  const name = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' ') || 'unknown adapter';
+  const keys = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup'];
+  const limits: Record<string, number> = {};
+  for (const k of keys) if (typeof adapter.limits[k] === 'number') limits[k] = adapter.limits[k];
+  return { adapter: name, limits };
+}
+
+/** tfjs installs no listener: without one a failed dispatch silently reads back zeros. */
+function watchDevice(onError: (msg: string) => void): void {
+  const backend = tf.backend() as unknown as { device?: { addEventListener(t: string, f: (e: { error: { message: string } }) => void): void; lost?: Promise<{ message: string }> } };
+  const dev = backend.device;
+  if (!dev) return;
+  dev.addEventListener('uncapturederror', (e) => onError(`WebGPU error: ${e.error.message}`));
+  dev.lost?.then((info) => onError(`WebGPU device lost: ${info.message}`));
+}
+
+export async function startBackend(prefer: BackendName | undefined, onDeviceError: (msg: string) => void): Promise<BackendInfo> {
+  setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded });
+  const fallbacks: BackendInfo['fallbacks'] = [];
+  const order = prefer ? [prefer, ...CHAIN.filter((b) => b !== prefer)] : CHAIN;
+  for (const name of order) {
+    try {
+      let adapter: string | null = null;
+      let limits: Record<string, number> = {};
+      if (name === 'webgpu') ({ adapter, limits } = await webgpuProbe());
+      if (name === 'webgl' && typeof OffscreenCanvas === 'undefined') throw new Error('OffscreenCanvas is missing');
+      if (!(await tf.setBackend(name))) throw new Error('tfjs could not initialise it');
+      await tf.ready();
+      // A tiny op proves the backend really computes.
+      const probe = tf.add(tf.tensor1d([1, 2]), 1);
+      const v = await probe.data();
+      probe.dispose();
+      if (v[0] !== 2 || v[1] !== 3) throw new Error('a test computation returned wrong values');
+      if (name === 'webgpu') watchDevice(onDeviceError);
+      return { backend: name, adapter, limits, fallbacks };
+    } catch (e) {
+      fallbacks.push({ backend: name, reason: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  throw new Error(`no tfjs backend works here: ${fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; ')}`);
+}

@@ -1,0 +1,38 @@
+// The page on Chromium's real (CPU-emulated) WebGPU adapter: the engine
+// worker reports webgpu, and the fixture forward pass matches the official
+// numbers within 1e-4 on the webgpu backend.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fsUrl, launch, screenshot, SHARED, startServer } from './harness.mjs';
+
+let srv, br;
+before(async () => { srv = await startServer(); br = await launch(); });
+after(async () => { await br?.browser.close(); await srv?.server.close(); });
+
+test('the page starts the engine worker on the webgpu backend and names the adapter', async () => {
+  const { page, logs } = br;
+  await page.goto(srv.url);
+  await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
+  const backend = await page.getByTestId('backend-name').textContent();
+  await screenshot(page, 'backend');
+  assert.equal(backend, 'webgpu', `backend was ${backend}; page log:\n${logs.join('\n')}`);
+  assert.ok((await page.getByTestId('adapter').textContent()).length > 0);
+});
+
+test('fixture forward pass (plain, VPT-shallow, VPT-deep) on webgpu matches the official numbers', async () => {
+  const { page } = br;
+  const fix = join(SHARED, 'fixtures/vpt-reference');
+  const urls = { npz: fsUrl(srv.url, join(fix, 'backbone.npz')), st: fsUrl(srv.url, join(fix, 'backbone.safetensors')), cfg: fsUrl(srv.url, join(fix, 'config.json')), kase: fsUrl(srv.url, join(fix, 'case.safetensors')) };
+  const result = await page.evaluate(async (u) => {
+    const { runFixtureForward } = await import('/tests/e2e/fixture-forward.ts');
+    return runFixtureForward(u);
+  }, urls);
+  assert.equal(result.backend, 'webgpu');
+  for (const kind of ['npz', 'safetensors']) {
+    for (const [name, err] of Object.entries(result[kind])) {
+      assert.ok(err < 1e-4, `${kind} ${name}: relative error ${err}`);
+    }
+  }
+});
