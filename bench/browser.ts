@@ -1,0 +1,20 @@
+// Runs bench/step.ts inside Chromium on the webgpu backend (Vite dev server + Playwright).
+import type { BenchCase, BenchResult } from './step';
+
+export async function runBrowser(bc: BenchCase): Promise<{ adapter: string; result: BenchResult }> {
+  // @ts-expect-error: plain JS test harness
+  const { launch, startServer } = await import('../tests/e2e/harness.mjs');
+  const srv = await startServer();
+  const br = await launch();
+  try {
+    await br.page.goto(srv.url);
+    return await br.page.evaluate(async (c: BenchCase) => {
+      // Resolved by the Vite dev server in the page, not by Node.
+      const mod = await import(/* @vite-ignore */ '/bench/browser-entry.ts' as string) as typeof import('./browser-entry');
+      return mod.benchWebgpu(c);
+    }, bc);
+  } finally {
+    await br.browser.close();
+    await srv.server.close();
+  }
+}

@@ -1,0 +1,79 @@
+// One benchmark configuration, shared by Node and the browser: random-weight
+// ViT, VPT-deep, timed forward and training steps, plus the backend's own
+// matmul throughput on a shape the model really uses.
+import * as tf from '@tensorflow/tfjs';
+import { Optimizer, DEFAULT_OPTIMIZER } from '../src/core/train/optimizer';
+import { Rng } from '../src/core/train/rng';
+import { vptParamGroups, vptStep } from '../src/core/train/step';
+import { disposeVars, head, initVpt, toVars, vptFeatures } from '../src/core/tuning/vpt';
+import type { ViTConfig } from '../src/core/vit/config';
+import { FrozenViT } from '../src/core/vit/model';
+import type { ViTWeights } from '../src/core/vit/weights';
+
+export interface BenchCase { config: ViTConfig; prompts: number; batch: number; steps: number }
+export interface BenchResult {
+  forwardMs: number; stepMs: number; imagesPerSecond: number; stepGflops: number;
+  matmulGflops: number; efficiency: number; peakBytes: number | null;
+}
+
+export function randomWeights(c: ViTConfig, seed = 1): ViTWeights {
+  const rng = new Rng(seed);
+  const r = (n: number, s = 0.02) => Float32Array.from({ length: n }, () => rng.uniform(-s, s) * 1.7);
+  const ones = (n: number) => new Float32Array(n).fill(1);
+  const d = c.hiddenSize, m = c.mlpDim, T = (c.imageSize / c.patchSize) ** 2 + 1;
+  return {
+    config: c, patchW: r(c.patchSize ** 2 * 3 * d), patchB: r(d), cls: r(d), pos: r(T * d), normG: ones(d), normB: r(d),
+    blocks: Array.from({ length: c.numLayers }, () => ({
+      ln1g: ones(d), ln1b: r(d), qkvW: r(d * 3 * d), qkvB: r(3 * d), outW: r(d * d), outB: r(d),
+      ln2g: ones(d), ln2b: r(d), fc1W: r(d * m), fc1B: r(m), fc2W: r(m * d), fc2B: r(d),
+    })),
+  };
+}
+
+/** Multiply-adds x 2 of one image's forward pass (patch embedding separately). */
+export function forwardFlops(c: ViTConfig, p: number): { total: number; patch: number } {
+  const d = c.hiddenSize, N = (c.imageSize / c.patchSize) ** 2, T = N + 1 + p;
+  const patch = 2 * N * 3 * c.patchSize ** 2 * d;
+  const layer = 2 * T * d * 3 * d + 2 * 2 * T * T * d + 2 * T * d * d + 2 * 2 * T * d * c.mlpDim;
+  return { total: patch + c.numLayers * layer, patch };
+}
+
+async function timeIt(f: () => Promise<void>, n: number): Promise<number> {
+  await f(); // warm-up: shader compilation, buffer pools
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await f();
+  return (performance.now() - t0) / n;
+}
+
+export async function matmulGflops(M: number, K: number, N: number, reps = 5): Promise<number> {
+  const a = tf.randomUniform([M, K]), b = tf.randomUniform([K, N]);
+  const ms = await timeIt(async () => { const c = tf.matMul(a, b); await c.data(); c.dispose(); }, reps);
+  tf.dispose([a, b]);
+  return (2 * M * K * N) / (ms * 1e6);
+}
+
+export async function runCase(bc: BenchCase): Promise<BenchResult> {
+  const { config: c, prompts: p, batch: B } = bc;
+  const model = new FrozenViT(randomWeights(c));
+  model.prepareBackward();
+  const vars = toVars(initVpt(c, 'deep', p, 10, new Rng(2)));
+  const opt = new Optimizer(DEFAULT_OPTIMIZER, vptParamGroups(vars, 1e-4));
+  const S = c.imageSize;
+  const images = Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i));
+  const batch = { images, labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B };
+  const x = tf.tensor4d(images, [B, S, S, 3]);
+  const forwardMs = await timeIt(async () => { const y = tf.tidy(() => head(vptFeatures(model, vars, x), vars.headW, vars.headB)); await y.data(); y.dispose(); }, bc.steps);
+  let peak: number | null = null;
+  const step = async () => { const r = vptStep(model, vars, opt, batch, 0.01, { microBatch: B, promptDropout: 0, rng: new Rng(0) }); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
+  const stepMs = await timeIt(step, bc.steps);
+  try { peak = (await tf.profile(step)).peakBytes; } catch { peak = null; }
+  const f = forwardFlops(c, p);
+  // Prompt tuning needs input gradients only: backward ~ forward without the patch embedding.
+  const stepGflops = (B * (2 * f.total - f.patch)) / 1e9;
+  // The FC1 product of this model: [B*T, d] x [d, mlp].
+  const T = (S / c.patchSize) ** 2 + 1 + p;
+  const mm = await matmulGflops(B * T, c.hiddenSize, c.mlpDim);
+  tf.dispose(x); disposeVars(vars); opt.dispose(); model.dispose();
+  const achieved = stepGflops / (stepMs / 1000);
+  return { forwardMs, stepMs, imagesPerSecond: (1000 * B) / stepMs, stepGflops, matmulGflops: mm, efficiency: achieved / mm, peakBytes: peak };
+}
