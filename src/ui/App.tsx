@@ -1,19 +1,34 @@
 import { useEffect } from 'react';
 import { useStore } from '../store/store';
+import { BackbonePanel } from './BackbonePanel';
 import { BackendStatus } from './BackendStatus';
-import { startEngine } from './engine';
+import { DatasetPanel } from './DatasetPanel';
+import { engine } from './engine';
+import { LibraryPanel } from './LibraryPanel';
+import { ResultsPanel } from './ResultsPanel';
+import { TrainPanel } from './TrainPanel';
+import { listCached } from './hub';
+import { patch } from '../store/store';
 
 export function App() {
   const notices = useStore((s) => s.notices);
-  useEffect(() => { startEngine(); }, []);
+  useEffect(() => {
+    engine();
+    listCached().then((cached) => patch('backbone', { cached }), () => undefined);
+  }, []);
   return (
     <main>
       <header>
         <h1>VPT Studio</h1>
         <p>Visual Prompt Tuning of frozen Vision Transformers, on your own GPU, with nothing uploaded.</p>
+        <BackendStatus />
       </header>
-      <BackendStatus />
-      {notices.length > 0 && <ul role="status">{notices.map((n, i) => <li key={i}>{n}</li>)}</ul>}
+      {notices.length > 0 && <ul role="status" className="notices">{notices.map((n, i) => <li key={i}>{n}</li>)}</ul>}
+      <BackbonePanel />
+      <DatasetPanel />
+      <TrainPanel />
+      <ResultsPanel />
+      <LibraryPanel />
     </main>
   );
 }

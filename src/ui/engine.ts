@@ -1,16 +1,32 @@
-/** The one engine worker of the page, started once; results go into the store. */
-import { useStore } from '../store/store';
+/** The page's one engine worker, and the actions that drive it; results go into the store. */
+import { patch, useStore } from '../store/store';
 import { EngineClient } from '../worker/client';
-import type { BackendName } from '../worker/protocol';
+import type { BackendName, WorkerEvent } from '../worker/protocol';
 
 let client: EngineClient | null = null;
 
-export function startEngine(): EngineClient {
+function onEvent(e: WorkerEvent): void {
+  const s = useStore.getState();
+  switch (e.type) {
+    case 'decodeProgress': patch('dataset', { progress: { done: e.done, total: e.total } }); break;
+    case 'epoch': patch('training', { history: [...s.training.history, e.report] }); break;
+    case 'step': patch('training', { step: e.step, totalSteps: e.total }); break;
+    case 'deviceError': s.notify(e.message); break;
+  }
+}
+
+export function engine(): EngineClient {
   if (client) return client;
-  const { notify, setEngineReady, setEngineFailed } = useStore.getState();
-  client = new EngineClient(notify);
+  client = new EngineClient(onEvent, (m) => { patch('engine', { phase: 'error', error: m }); useStore.getState().notify(m); });
   // ?backend=wasm (etc.) puts one backend first, for comparisons and tests.
-  const prefer = new URLSearchParams(location.search).get('backend') as BackendName | null;
-  client.init(prefer ?? undefined).then(setEngineReady, (e: Error) => setEngineFailed(e.message));
+  const prefer = (new URLSearchParams(location.search).get('backend') as BackendName | null) ?? undefined;
+  client.request({ type: 'init', prefer }).then(
+    (r) => patch('engine', { phase: 'ready', info: r.info, error: null }),
+    (e: Error) => patch('engine', { phase: 'error', error: e.message }),
+  );
   return client;
+}
+
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

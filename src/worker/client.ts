@@ -1,37 +1,37 @@
-/** The page's handle on the engine worker: typed requests, promise replies. */
-import type { BackendInfo, BackendName, FromWorker, ToWorker } from './protocol';
+/** The page's handle on the engine worker: typed requests, promise replies, progress events. */
+import type { FromWorker, Reply, Request, ToWorker, WorkerEvent } from './protocol';
 
-type Pending = { resolve: (m: FromWorker) => void; reject: (e: Error) => void };
+type Pending = { resolve: (r: Reply) => void; reject: (e: Error) => void };
+type ReplyOf<T extends Request['type']> = Extract<Reply, { type: T }>;
 
 export class EngineClient {
   private readonly worker: Worker;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
-  constructor(onAsyncError: (message: string) => void) {
+  constructor(onEvent: (e: WorkerEvent) => void, onCrash: (message: string) => void) {
     this.worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
     this.worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       const m = ev.data;
+      if (m.kind === 'event') { onEvent(m.event); return; }
       const p = this.pending.get(m.id);
-      if (!p) { if (m.type === 'error') onAsyncError(m.message); return; }
+      if (!p) return;
       this.pending.delete(m.id);
-      if (m.type === 'error') p.reject(new Error(m.message)); else p.resolve(m);
+      if (m.kind === 'error') p.reject(new Error(m.message)); else p.resolve(m.reply);
     };
-    this.worker.onerror = (e) => onAsyncError(`engine worker failed: ${e.message}`);
+    this.worker.onerror = (e) => {
+      onCrash(`the engine worker failed: ${e.message ?? 'unknown error'}`);
+      for (const p of this.pending.values()) p.reject(new Error('the engine worker failed'));
+      this.pending.clear();
+    };
   }
 
-  private request(msg: Omit<ToWorker, 'id'>): Promise<FromWorker> {
+  request<T extends Request['type']>(req: Extract<Request, { type: T }>, transfer: Transferable[] = []): Promise<ReplyOf<T>> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...msg, id } as ToWorker);
+      this.pending.set(id, { resolve: resolve as (r: Reply) => void, reject });
+      this.worker.postMessage({ id, req } as ToWorker, transfer);
     });
-  }
-
-  async init(prefer?: BackendName): Promise<BackendInfo> {
-    const m = await this.request({ type: 'init', prefer });
-    if (m.type !== 'ready') throw new Error('unexpected reply');
-    return m.info;
   }
 
   terminate(): void { this.worker.terminate(); }

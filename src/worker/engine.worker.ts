@@ -1,18 +1,30 @@
 /// <reference lib="webworker" />
-/** The engine worker: owns tfjs and the backend; the page only sends messages. */
+/** The engine worker: owns tfjs, the backbone and every run; the page only sends messages. */
+import { VptError } from '../core/errors';
 import { startBackend } from './backend-chain';
-import type { FromWorker, ToWorker } from './protocol';
+import type { FromWorker, Reply, ToWorker } from './protocol';
+import { Session } from './session';
 
-const post = (m: FromWorker) => (self as unknown as DedicatedWorkerGlobalScope).postMessage(m);
+const scope = self as unknown as DedicatedWorkerGlobalScope;
+const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
+const session = new Session(
+  (event) => post({ id: -1, kind: 'event', event }),
+  (prefer) => startBackend(prefer, (message) => post({ id: -1, kind: 'event', event: { type: 'deviceError', message } })),
+);
 
-self.onmessage = async (ev: MessageEvent<ToWorker>) => {
-  const msg = ev.data;
+function transferables(r: Reply): Transferable[] {
+  if (r.type === 'exportTask') return [r.bytes.buffer as ArrayBuffer];
+  return [];
+}
+
+scope.onmessage = async (ev: MessageEvent<ToWorker>) => {
+  const { id, req } = ev.data;
   try {
-    if (msg.type === 'init') {
-      const info = await startBackend(msg.prefer, (m) => post({ id: -1, type: 'error', message: m }));
-      post({ id: msg.id, type: 'ready', info });
-    }
+    const reply = await session.handle(req);
+    post({ id, kind: 'ok', reply }, transferables(reply));
   } catch (e) {
-    post({ id: msg.id, type: 'error', message: e instanceof Error ? e.message : String(e) });
+    // VptErrors name the file and the problem; anything else is reported as it is, never as a stack.
+    const message = e instanceof VptError ? e.message : e instanceof Error ? e.message : String(e);
+    post({ id, kind: 'error', message });
   }
 };

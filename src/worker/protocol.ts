@@ -1,4 +1,12 @@
-/** The typed contract between the page and the engine worker: plain data only. */
+/**
+ * The typed contract between the page and the engine worker: plain data
+ * and transferable buffers only, never tensors. Requests carry an id; the
+ * worker answers each with exactly one `ok` or `error` of that id, and may
+ * send `event`s (progress) in between.
+ */
+import type { EpochReport } from '../core/train/checkpoint';
+import type { TrainConfig } from '../core/train/config';
+import type { Preprocessing, ViTConfig } from '../core/vit/config';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 
@@ -12,8 +20,98 @@ export interface BackendInfo {
   fallbacks: { backend: BackendName; reason: string }[];
 }
 
-export type ToWorker = { id: number; type: 'init'; prefer?: BackendName };
+export interface BackboneSummary {
+  name: string;
+  architecture: string;
+  format: string;
+  fingerprint: string;
+  parameters: number;
+  bytes: number;
+  config: ViTConfig;
+  preprocessing: Preprocessing;
+  warnings: string[];
+  ignored: string[];
+}
+
+/** A small RGB preview (what the model sees, downscaled). */
+export interface Thumb { width: number; height: number; rgb: Uint8Array }
+
+export interface ClassSummary { name: string; count: number; thumbs: Thumb[] }
+
+export interface DatasetSummary {
+  kind: 'flat' | 'split';
+  classes: ClassSummary[];
+  /** Images per split actually usable. */
+  splits: Record<string, number>;
+  skipped: { path: string; reason: string }[];
+}
+
+export interface DataFile { path: string; file: Blob }
+
+export interface ClassEdits {
+  /** Class names to leave out of training. */
+  dropped: string[];
+  /** Old name -> new name. */
+  renamed: Record<string, string>;
+}
+
+export interface TrainOutcome {
+  taskId: string;
+  bestEpoch: number;
+  history: EpochReport[];
+  classes: string[];
+  validation: { accuracy: number; perClass: Record<string, number>; confusion: number[][]; count: number } | null;
+  /** Validation examples as [true, predicted, confidence] with their thumbnails, for the confusion matrix and mistakes. */
+  examples: { label: number; predicted: number; confidence: number; path: string; thumb: Thumb }[];
+  appliedLr: number;
+  stopped: boolean;
+  parameters: number;
+}
+
+export interface TaskInfo {
+  id: string;
+  name: string;
+  classes: string[];
+  variant: string;
+  numPrompts: number;
+  accuracy: number | null;
+  fingerprint: string | null;
+  warnings: string[];
+}
+
+export interface Prediction { taskId: string; top: { name: string; probability: number }[] }
+
+export type Request =
+  | { type: 'init'; prefer?: BackendName }
+  | { type: 'loadBackbone'; name: string; bytes: ArrayBuffer; config?: unknown; preprocessor?: unknown }
+  | { type: 'loadDataset'; files: DataFile[] }
+  | { type: 'train'; config: TrainConfig; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; name: string }
+  | { type: 'pause' } | { type: 'resume' } | { type: 'stop' }
+  | { type: 'exportTask'; taskId: string; fp16: boolean; naming: 'vpt' | 'official' }
+  | { type: 'loadTask'; name: string; bytes: ArrayBuffer; id?: string }
+  | { type: 'forgetTask'; taskId: string }
+  | { type: 'classify'; image: Blob; taskIds: string[]; top: number };
+
+export type Reply =
+  | { type: 'init'; info: BackendInfo }
+  | { type: 'loadBackbone'; summary: BackboneSummary }
+  | { type: 'loadDataset'; summary: DatasetSummary }
+  | { type: 'train'; outcome: TrainOutcome }
+  | { type: 'pause' } | { type: 'resume' } | { type: 'stop' }
+  | { type: 'exportTask'; bytes: Uint8Array; fileName: string }
+  | { type: 'loadTask'; task: TaskInfo }
+  | { type: 'forgetTask' }
+  | { type: 'classify'; predictions: Prediction[]; preview: Thumb };
+
+export type WorkerEvent =
+  | { type: 'decodeProgress'; done: number; total: number }
+  | { type: 'epoch'; report: EpochReport }
+  | { type: 'step'; step: number; total: number }
+  | { type: 'deviceError'; message: string };
+
+export type ToWorker = { id: number; req: Request };
 
 export type FromWorker =
-  | { id: number; type: 'ready'; info: BackendInfo }
-  | { id: number; type: 'error'; message: string };
+  | { id: number; kind: 'ok'; reply: Reply }
+  | { id: number; kind: 'error'; message: string }
+  | { id: -1; kind: 'event'; event: WorkerEvent };

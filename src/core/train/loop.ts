@@ -25,6 +25,8 @@ export interface TrainHooks {
   onStep?: (step: number, totalSteps: number) => void;
   /** Polled between steps: true stops after the current step, keeping the best so far. */
   shouldStop?: () => boolean;
+  /** Awaited between steps: a pause holds the run here without losing anything. */
+  gate?: () => Promise<void>;
   /** Called after every epoch with a resumable checkpoint. */
   onCheckpoint?: (c: Checkpoint) => void | Promise<void>;
 }
@@ -72,7 +74,6 @@ export async function trainVpt(model: FrozenViT, p: Preprocessing, data: TrainDa
   let best = resume?.best ?? null;
   let step = resume?.step ?? 0;
   let stopped = false;
-  const S = p.size;
   try {
     for (let epoch = resume ? resume.epoch : 0; epoch < cfg.epochs && !stopped; epoch++) {
       const t0 = performance.now();
@@ -98,10 +99,10 @@ export async function trainVpt(model: FrozenViT, p: Preprocessing, data: TrainDa
         seen += idx.length;
         if (pending.length >= 8) await drain();
         hooks.onStep?.(step, totalSteps);
+        if (hooks.gate) await hooks.gate();
         if (hooks.shouldStop?.()) { stopped = true; break; }
       }
       await drain();
-      void S;
       const seconds = (performance.now() - t0) / 1000;
       const state = await fromVars(vars, { numPrompts: cfg.numPrompts, numClasses: C, hiddenSize: model.config.hiddenSize });
       if (!Number.isFinite(lossSum)) throw new VptError('training', `loss became ${lossSum} in epoch ${epoch + 1}: try a lower learning rate (--lr)`);

@@ -1,0 +1,65 @@
+import { useEffect, useState } from 'react';
+import { useStore } from '../store/store';
+import { addToLibrary, classify, downloadFromLibrary, removeFromLibrary, syncLibrary } from './actions';
+import { formatBytes, Thumb } from './Thumb';
+
+export function LibraryPanel() {
+  const lib = useStore((s) => s.library);
+  const fp = useStore((s) => s.backbone.summary?.fingerprint);
+  const trial = useStore((s) => s.trial);
+  const [chosen, setChosen] = useState<string[] | null>(null);
+  useEffect(() => { void syncLibrary(); }, []);
+  const usable = lib.entries.filter((e) => !e.fingerprint || e.fingerprint === fp);
+  const ids = chosen ?? usable.map((e) => e.id);
+  const run = (blob: Blob) => classify(blob, ids.filter((id) => usable.some((e) => e.id === id)));
+  const importFiles = async (files: FileList | File[]) => { for (const f of files) await addToLibrary(f.name, new Uint8Array(await f.arrayBuffer())); };
+  return (
+    <section aria-labelledby="lib-h" onPaste={(e) => { const f = [...e.clipboardData.files].find((x) => x.type.startsWith('image/')); if (f && fp) run(f); }}>
+      <h2 id="lib-h">5. Task library and classification</h2>
+      <div className="dropzone" onDragOver={(e) => e.preventDefault()} onDrop={(e) => { e.preventDefault(); importFiles(e.dataTransfer.files); }}>
+        <label className="file">Import task files…
+          <input type="file" multiple accept=".safetensors" disabled={!fp} data-testid="task-import" onChange={(e) => e.target.files && importFiles(e.target.files)} />
+        </label>
+        <span className="hint"> or drop them here. Tasks for another backbone are listed but cannot run.</span>
+        {lib.error && <p role="alert" data-testid="library-error">{lib.error}</p>}
+      </div>
+      {lib.entries.length === 0 ? <p className="hint">No saved tasks yet.</p> : (
+        <table data-testid="library">
+          <thead><tr><th>Run</th><th>Task</th><th>Method</th><th>Classes</th><th>Accuracy</th><th>Size</th><th>Backbone</th><th /></tr></thead>
+          <tbody>{lib.entries.map((e) => {
+            const ok = usable.includes(e);
+            return (
+              <tr key={e.id} className={ok ? '' : 'muted'}>
+                <td><input type="checkbox" disabled={!ok} checked={ok && ids.includes(e.id)} aria-label={`use task ${e.name}`}
+                  onChange={(ev) => setChosen(ev.target.checked ? [...ids, e.id] : ids.filter((x) => x !== e.id))} /></td>
+                <td>{e.name}</td><td>VPT-{e.variant}, p={e.numPrompts}</td><td title={e.classes.join(', ')}>{e.classes.length}</td>
+                <td>{e.accuracy === null ? '–' : `${(100 * e.accuracy).toFixed(1)}%`}</td><td>{formatBytes(e.bytes)}</td>
+                <td>{ok ? e.backboneName : 'another backbone'}</td>
+                <td><button onClick={() => downloadFromLibrary(e.id)}>Download</button> <button onClick={() => removeFromLibrary(e.id)} aria-label={`delete task ${e.name}`}>Delete</button></td>
+              </tr>
+            );
+          })}</tbody>
+        </table>
+      )}
+      <div className="row">
+        <label className="file">Classify an image…
+          <input type="file" accept="image/*" disabled={!fp || !ids.length} data-testid="classify-input" onChange={(e) => e.target.files?.[0] && run(e.target.files[0])} />
+        </label>
+        <span className="hint">(or paste one) — every checked task runs on the same loaded backbone.</span>
+      </div>
+      {trial.busy && <p aria-busy="true">Classifying…</p>}
+      {trial.error && <p role="alert">{trial.error}</p>}
+      {trial.preview && trial.predictions.length > 0 && (
+        <div className="trial" data-testid="predictions">
+          <Thumb t={trial.preview} size={96} />
+          {trial.predictions.map((p) => (
+            <div key={p.taskId}>
+              <strong>{lib.entries.find((e) => e.id === p.taskId)?.name ?? p.taskId}</strong>
+              <ol>{p.top.map((c) => <li key={c.name}><span className="cls">{c.name}</span> {(100 * c.probability).toFixed(1)}%<div className="bar" style={{ width: `${100 * c.probability}%` }} /></li>)}</ol>
+            </div>
+          ))}
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,91 @@
+import { DEFAULT_LR, type TrainConfig } from '../core/train/config';
+import { largestActivationBytes } from '../core/train/memory';
+import { patch, useStore } from '../store/store';
+import { pauseTraining, resumeTraining, startTraining, stopTraining } from './actions';
+import { Chart } from './Chart';
+import { formatBytes, Progress } from './Thumb';
+
+function Field({ label, k, step, min, max }: { label: string; k: keyof TrainConfig; step?: number; min?: number; max?: number }) {
+  const config = useStore((s) => s.training.config);
+  const running = useStore((s) => s.training.phase === 'running' || s.training.phase === 'paused');
+  return (
+    <label>{label}{' '}
+      <input type="number" value={config[k] as number} step={step ?? 1} min={min} max={max} disabled={running} aria-label={label}
+        onChange={(e) => patch('training', { config: { ...config, [k]: Number(e.target.value) } })} />
+    </label>
+  );
+}
+
+export function TrainPanel() {
+  const t = useStore((s) => s.training);
+  const bb = useStore((s) => s.backbone.summary);
+  const ds = useStore((s) => s.dataset);
+  const engineInfo = useStore((s) => s.engine.info);
+  const c = t.config;
+  const canTrain = !!bb && ds.phase === 'ready' && t.phase !== 'running' && t.phase !== 'paused';
+  const classes = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).length : 0;
+  const images = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).reduce((s, k) => s + k.count, 0) : 0;
+  const d = bb?.config.hiddenSize ?? 0;
+  const Lp = c.variant === 'deep' ? bb?.config.numLayers ?? 0 : 1;
+  const params = Lp * c.numPrompts * d + classes * (d + 1);
+  const activations = bb ? largestActivationBytes(bb.config, c.numPrompts) * bb.config.numLayers * 6 * c.batch : 0;
+  const h = t.history;
+  const last = h.at(-1);
+  const elapsed = (Date.now() - t.startedAt) / 1000;
+  const left = t.step ? (elapsed / t.step) * (t.totalSteps - t.step) : null;
+  const set = (p: Partial<TrainConfig>) => patch('training', { config: { ...c, ...p } });
+  return (
+    <section aria-labelledby="tr-h">
+      <h2 id="tr-h">3. Train</h2>
+      <div className="grid">
+        <label>Method{' '}
+          <select value={c.variant} onChange={(e) => set({ variant: e.target.value as TrainConfig['variant'] })} aria-label="Method">
+            <option value="deep">VPT-deep</option><option value="shallow">VPT-shallow</option>
+          </select>
+        </label>
+        <Field label="Prompt tokens" k="numPrompts" min={1} />
+        <Field label="Epochs" k="epochs" min={1} />
+        <Field label="Batch size" k="batch" min={1} />
+        <Field label="Learning rate (per 256 images)" k="lr" step={0.01} min={0} />
+        <Field label="Weight decay" k="weightDecay" step={0.0001} min={0} />
+        <label>Optimiser{' '}
+          <select value={c.optimizer} onChange={(e) => { const o = e.target.value as TrainConfig['optimizer']; set({ optimizer: o, lr: DEFAULT_LR[o] }); }} aria-label="Optimiser">
+            <option value="sgd">SGD (momentum 0.9)</option><option value="adamw">AdamW</option>
+          </select>
+        </label>
+        <Field label="Warm-up epochs" k="warmupEpochs" min={0} />
+        <Field label="Prompt dropout" k="promptDropout" step={0.05} min={0} max={0.9} />
+        <Field label="Seed" k="seed" />
+        <label>Augmentation{' '}<input type="checkbox" checked={c.augment} onChange={(e) => set({ augment: e.target.checked })} aria-label="Augmentation" /></label>
+        <label>Task name{' '}<input value={t.name} onChange={(e) => patch('training', { name: e.target.value })} aria-label="Task name" /></label>
+      </div>
+      {bb && ds.summary && (
+        <p className="hint" data-testid="estimates">
+          {params.toLocaleString()} trainable parameters ({(100 * params / bb.parameters).toFixed(3)}% of the backbone); task file about {formatBytes(params * 4 + 4096)};
+          applied learning rate {(c.lr * c.batch / 256).toPrecision(3)}; about {formatBytes(activations)} of activations per batch on {engineInfo?.backend ?? 'the engine'}; {Math.ceil(images * 0.9 / c.batch)} steps per epoch.
+        </p>
+      )}
+      <div className="row">
+        <button disabled={!canTrain} onClick={() => startTraining()} data-testid="train">Start training</button>
+        {t.phase === 'running' && <button onClick={() => pauseTraining()}>Pause</button>}
+        {t.phase === 'paused' && <button onClick={() => resumeTraining()}>Resume</button>}
+        {(t.phase === 'running' || t.phase === 'paused') && <button onClick={() => stopTraining()}>Stop (keep best so far)</button>}
+        <span data-testid="train-phase">{t.phase}</span>
+      </div>
+      {t.error && <p role="alert" data-testid="train-error">{t.error}</p>}
+      {t.totalSteps > 0 && (
+        <>
+          <Progress value={h.length} max={c.epochs} label={`epoch ${Math.min(h.length + (t.phase === 'done' ? 0 : 1), c.epochs)} of ${c.epochs}`} />
+          <Progress value={t.step} max={t.totalSteps} label={`step ${t.step} of ${t.totalSteps}${last ? `, ${last.imagesPerSecond.toFixed(1)} images/s` : ''}${left !== null && t.phase === 'running' ? `, about ${Math.ceil(left)} s left` : ''} on ${engineInfo?.backend ?? '?'}`} />
+        </>
+      )}
+      {h.length > 0 && (
+        <div className="charts" data-testid="charts">
+          <Chart title="Loss" series={[{ name: 'train loss', color: '#c0392b', values: h.map((r) => r.loss) }]} />
+          <Chart title="Accuracy" max={1} series={[{ name: 'train', color: '#2b59c3', values: h.map((r) => r.trainAccuracy) }, { name: 'validation', color: '#1e8449', values: h.map((r) => r.valAccuracy) }]} />
+          <Chart title="Learning rate" series={[{ name: 'lr', color: '#7d3c98', values: h.map((r) => r.lr) }]} />
+        </div>
+      )}
+    </section>
+  );
+}

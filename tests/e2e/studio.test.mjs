@@ -1,0 +1,120 @@
+// The studio as a user meets it, in Chromium on the real (CPU-emulated) WebGPU
+// adapter: demo backbone, a folder of PNGs through the folder input, training
+// in the worker, evaluation, export, the library across a reload, classification.
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { launch, screenshot, SHARED, startServer } from './harness.mjs';
+import { readTask } from './task-reader.ts';
+
+const NOT = join(SHARED, 'datasets/notmnist-1k');
+let srv, br, tmp;
+
+function letters(dir, classes, n, from = 'train') {
+  for (const c of classes) {
+    mkdirSync(join(dir, c), { recursive: true });
+    for (const f of readdirSync(join(NOT, from, c)).slice(0, n)) copyFileSync(join(NOT, from, c, f), join(dir, c, f));
+  }
+  return dir;
+}
+
+before(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'vpt-e2e-'));
+  srv = await startServer();
+  br = await launch();
+});
+after(async () => { await br?.browser.close(); await srv?.server.close(); });
+
+test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library, classify, delete', async () => {
+  const { page, logs } = br;
+  await page.goto(srv.url);
+  await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
+  assert.equal(await page.getByTestId('backend-name').textContent(), 'webgpu');
+  await page.getByTestId('demo-backbone').click();
+  await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
+  await screenshot(page, 'studio-1-backbone');
+
+  const data = letters(join(tmp, 'letters'), ['A', 'B', 'C', 'D'], 15);
+  writeFileSync(join(data, 'B', 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4]));
+  await page.getByTestId('folder-input').setInputFiles(data);
+  await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
+  assert.match(await page.getByTestId('dataset-ready').innerText(), /4 classes, 60 train images/);
+  assert.match(await page.getByTestId('skipped').innerText(), /broken\.jpg: not a decodable image/);
+  await page.locator('select').filter({ hasText: 'random 90/10' }).selectOption('vtab');
+  await screenshot(page, 'studio-2-dataset');
+
+  await page.getByLabel('Prompt tokens', { exact: true }).fill('2');
+  await page.getByLabel('Epochs', { exact: true }).fill('4');
+  await page.getByLabel('Batch size', { exact: true }).fill('8');
+  await page.getByLabel('Learning rate (per 256 images)', { exact: true }).fill('4');
+  await page.getByLabel('Warm-up epochs', { exact: true }).fill('1');
+  await page.getByLabel('Task name', { exact: true }).fill('letters-abcd');
+  await page.getByTestId('train').click();
+  await page.getByTestId('charts').waitFor({ timeout: 300_000 });
+  await screenshot(page, 'studio-3-training');
+  await page.getByTestId('train-phase').filter({ hasText: /done|error/ }).waitFor({ timeout: 600_000 });
+  assert.equal(await page.getByTestId('train-phase').textContent(), 'done', logs.join('\n'));
+  const acc = parseFloat(await page.getByTestId('val-accuracy').textContent());
+  assert.ok(acc >= 50, `validation accuracy ${acc}% (chance 25%)`);
+  await screenshot(page, 'studio-4-evaluate');
+
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export').click()]);
+  assert.equal(dl.suggestedFilename(), 'letters-abcd.vpt.safetensors');
+  const file = join(tmp, 'dl.vpt.safetensors');
+  await dl.saveAs(file);
+  const task = readTask(new Uint8Array(readFileSync(file)), 'dl');
+  assert.deepEqual(task.meta.classes, ['A', 'B', 'C', 'D']);
+  assert.equal(task.state.variant, 'deep');
+  assert.equal(task.state.prompts.length, 4 * 2 * 64);
+  assert.ok(task.meta.backbone.fingerprint.length === 64);
+  assert.equal(task.meta.training.epochs, 4);
+
+  await page.getByTestId('save-task').click();
+  await page.getByTestId('saved').waitFor();
+  await page.reload();
+  await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
+  await page.getByTestId('library').waitFor({ timeout: 30_000 });
+  assert.match(await page.getByTestId('library').innerText(), /letters-abcd/);
+  await page.getByTestId('demo-backbone').click();
+  await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
+  await page.getByTestId('classify-input').setInputFiles(join(NOT, 'test/C', readdirSync(join(NOT, 'test/C'))[0]));
+  await page.getByTestId('predictions').waitFor({ timeout: 120_000 });
+  assert.match(await page.getByTestId('predictions').innerText(), /letters-abcd[\s\S]*[ABCD] \d+\.\d%/);
+  await screenshot(page, 'studio-5-classify');
+  await page.getByRole('button', { name: 'delete task letters-abcd' }).click();
+  await page.getByText('No saved tasks yet.').waitFor();
+});
+
+test('bad inputs give specific messages and the page keeps working', async () => {
+  const { page } = br;
+  await page.goto(srv.url);
+  await page.getByTestId('demo-backbone').click();
+  await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
+  await page.getByTestId('folder-input').setInputFiles(letters(join(tmp, 'one'), ['A'], 3));
+  await page.getByTestId('dataset-error').waitFor();
+  assert.match(await page.getByTestId('dataset-error').textContent(), /1 class folder \(A\): training needs at least 2/);
+  const empty = join(tmp, 'emptyish');
+  mkdirSync(join(empty, 'A'), { recursive: true });
+  writeFileSync(join(empty, 'A', 'notes.txt'), 'hello');
+  await page.getByTestId('folder-input').setInputFiles(empty);
+  await page.getByTestId('dataset-error').filter({ hasText: /no images/ }).waitFor();
+  // A task file for another backbone (the fixture's, d = 48) is refused with its reason.
+  const other = join(tmp, 'other.vpt.safetensors');
+  const { writeFixtureTask } = await import('./task-reader.ts');
+  writeFileSync(other, writeFixtureTask());
+  await page.getByTestId('task-import').setInputFiles(other);
+  await page.getByTestId('library-error').waitFor();
+  assert.match(await page.getByTestId('library-error').textContent(), /other\.vpt\.safetensors: task was made for a backbone with hidden size 48/);
+  // A bad weights file does not cost the loaded backbone.
+  const junk = join(tmp, 'junk.safetensors');
+  writeFileSync(junk, Buffer.from('not weights at all'));
+  await page.getByTestId('backbone-file').setInputFiles(junk);
+  await page.getByTestId('backbone-error').waitFor();
+  assert.match(await page.getByTestId('backbone-error').textContent(), /junk\.safetensors: /);
+  assert.match(await page.getByTestId('backbone-ready').innerText(), /tiny-vit-mnist/);
+  await page.getByTestId('demo-dataset').click();
+  await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
+  await screenshot(page, 'studio-bad-inputs');
+});
