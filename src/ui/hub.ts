@@ -50,9 +50,13 @@ async function checkQuota(bytes: number, file: string): Promise<void> {
 async function getFile(url: string, file: string, optional: boolean, onProgress: (d: Download) => void): Promise<{ body: ArrayBuffer | null; cached: boolean }> {
   const cache = await caches.open(CACHE);
   const hit = await cache.match(url);
-  if (hit) return { body: await hit.arrayBuffer(), cached: true };
+  if (hit) return { body: hit.status === 404 ? null : await hit.arrayBuffer(), cached: true };
   const res = await fetch(url);
-  if (res.status === 404 && optional) return { body: null, cached: false };
+  if (res.status === 404 && optional) {
+    // Remember that an optional file is absent, so a cached backbone loads with no request at all.
+    await cache.put(url, new Response(null, { status: 404 }));
+    return { body: null, cached: false };
+  }
   if (!res.ok) throw new Error(`${url}: the hub answered ${res.status} ${res.statusText}`);
   const body = await readWithProgress(res, file, onProgress);
   await cache.put(url, new Response(body, { headers: { 'content-type': res.headers.get('content-type') ?? 'application/octet-stream' } }));
