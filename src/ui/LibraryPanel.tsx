@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { useStore } from '../store/store';
 import { addToLibrary, classify, downloadFromLibrary, removeFromLibrary, syncLibrary } from './actions';
 import { formatBytes, Thumb } from './Thumb';
@@ -12,6 +12,29 @@ export function LibraryPanel() {
   const usable = lib.entries.filter((e) => !e.fingerprint || e.fingerprint === fp);
   const ids = chosen ?? usable.map((e) => e.id);
   const run = (blob: Blob) => classify(blob, ids.filter((id) => usable.some((e) => e.id === id)));
+  const video = useRef<HTMLVideoElement>(null);
+  const [camera, setCamera] = useState<MediaStream | null>(null);
+  const [cameraError, setCameraError] = useState<string | null>(null);
+  const startCamera = async () => {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: true });
+      setCamera(stream);
+      setCameraError(null);
+      requestAnimationFrame(() => { if (video.current) { video.current.srcObject = stream; void video.current.play(); } });
+    } catch (e) {
+      setCameraError(`camera unavailable: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  const stopCamera = () => { camera?.getTracks().forEach((t) => t.stop()); setCamera(null); };
+  const snap = () => {
+    const v = video.current;
+    if (!v || !v.videoWidth) return;
+    const c = document.createElement('canvas');
+    c.width = v.videoWidth; c.height = v.videoHeight;
+    c.getContext('2d')!.drawImage(v, 0, 0);
+    c.toBlob((b) => b && run(b), 'image/png');
+  };
+  useEffect(() => () => camera?.getTracks().forEach((t) => t.stop()), [camera]);
   const importFiles = async (files: FileList | File[]) => { for (const f of files) await addToLibrary(f.name, new Uint8Array(await f.arrayBuffer())); };
   return (
     <section aria-labelledby="lib-h" onPaste={(e) => { const f = [...e.clipboardData.files].find((x) => x.type.startsWith('image/')); if (f && fp) run(f); }}>
@@ -41,12 +64,16 @@ export function LibraryPanel() {
           })}</tbody>
         </table>
       )}
-      <div className="row">
+      <div className="row dropzone" onDragOver={(e) => e.preventDefault()}
+        onDrop={(e) => { e.preventDefault(); e.stopPropagation(); const f = [...e.dataTransfer.files].find((x) => x.type.startsWith('image/')); if (f && fp) run(f); }}>
         <label className="file">Classify an image…
           <input type="file" accept="image/*" disabled={!fp || !ids.length} data-testid="classify-input" onChange={(e) => e.target.files?.[0] && run(e.target.files[0])} />
         </label>
-        <span className="hint">(or paste one) — every checked task runs on the same loaded backbone.</span>
+        {camera ? <><button onClick={snap}>Classify this frame</button><button onClick={stopCamera}>Stop camera</button></> : <button disabled={!fp || !ids.length} onClick={startCamera}>Use camera</button>}
+        <span className="hint">(or drop or paste an image) — every checked task runs on the same loaded backbone.</span>
       </div>
+      {camera && <video ref={video} muted playsInline style={{ maxWidth: 320 }} />}
+      {cameraError && <p role="alert">{cameraError}</p>}
       {trial.busy && <p aria-busy="true">Classifying…</p>}
       {trial.error && <p role="alert">{trial.error}</p>}
       {trial.preview && trial.predictions.length > 0 && (

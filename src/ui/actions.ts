@@ -145,3 +145,16 @@ export async function classify(image: Blob, taskIds: string[]): Promise<void> {
     patch('trial', { busy: false, error: errorText(e), predictions: [] });
   }
 }
+
+/** Time one real training step on the engine, to estimate the time per epoch before starting. */
+export async function measureSpeed(): Promise<{ msPerStep: number; microBatch: number } | null> {
+  const { training, dataset } = useStore.getState();
+  const classes = dataset.summary ? dataset.summary.classes.length - dataset.dropped.length : 2;
+  try {
+    const r = await engine().request({ type: 'measure', config: training.config, classes });
+    return { msPerStep: r.msPerStep, microBatch: r.microBatch };
+  } catch (e) {
+    useStore.getState().notify(`speed measurement failed: ${errorText(e)}`);
+    return null;
+  }
+}

@@ -90,7 +90,8 @@ export type Request =
   | { type: 'exportTask'; taskId: string; fp16: boolean; naming: 'vpt' | 'official' }
   | { type: 'loadTask'; name: string; bytes: ArrayBuffer; id?: string }
   | { type: 'forgetTask'; taskId: string }
-  | { type: 'classify'; image: Blob; taskIds: string[]; top: number };
+  | { type: 'classify'; image: Blob; taskIds: string[]; top: number }
+  | { type: 'measure'; config: TrainConfig; classes: number };
 
 export type Reply =
   | { type: 'init'; info: BackendInfo }
@@ -101,7 +102,8 @@ export type Reply =
   | { type: 'exportTask'; bytes: Uint8Array; fileName: string }
   | { type: 'loadTask'; task: TaskInfo }
   | { type: 'forgetTask' }
-  | { type: 'classify'; predictions: Prediction[]; preview: Thumb };
+  | { type: 'classify'; predictions: Prediction[]; preview: Thumb }
+  | { type: 'measure'; msPerStep: number; microBatch: number };
 
 export type WorkerEvent =
   | { type: 'decodeProgress'; done: number; total: number }

@@ -11,7 +11,11 @@ import { inferRows } from '../core/train/evaluate';
 import { evaluateState, trainVpt } from '../core/train/loop';
 import { chooseMicroBatch } from '../core/train/memory';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
-import { disposeVars, toVars, type VptState } from '../core/tuning/vpt';
+import { disposeVars, initVpt, toVars, type VptState } from '../core/tuning/vpt';
+import type { TrainConfig } from '../core/train/config';
+import { DEFAULT_OPTIMIZER, Optimizer } from '../core/train/optimizer';
+import { Rng } from '../core/train/rng';
+import { vptParamGroups, vptStep } from '../core/train/step';
 import { loadBackbone, type Backbone } from '../core/vit/load';
 import { FrozenViT } from '../core/vit/model';
 import { countParams } from '../core/vit/weights';
@@ -63,6 +67,7 @@ export class Session {
       case 'loadTask': return { type: 'loadTask', task: this.loadTask(req.name, new Uint8Array(req.bytes), req.id) };
       case 'forgetTask': this.tasks.delete(req.taskId); return { type: 'forgetTask' };
       case 'classify': return this.classify(req.image, req.taskIds, req.top);
+      case 'measure': return this.measure(req.config, req.classes);
     }
   }
 
@@ -175,6 +180,29 @@ export class Session {
       }
     }
     return { type: 'classify', predictions, preview };
+  }
+
+  /** Time one real training step (after a warm-up step) on random images of the configured shape. */
+  private async measure(cfg: TrainConfig, classes: number): Promise<Reply> {
+    const { b, m } = this.need();
+    const c = b.weights.config;
+    const microBatch = cfg.microBatch || chooseMicroBatch(c, cfg.numPrompts, cfg.batch, this.info?.limits.maxStorageBufferBindingSize);
+    m.prepareBackward();
+    const rng = new Rng(cfg.seed);
+    const vars = toVars(initVpt(c, cfg.variant, cfg.numPrompts, Math.max(2, classes), rng));
+    const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, vptParamGroups(vars, cfg.weightDecay));
+    const S = c.imageSize;
+    const batch = { images: Float32Array.from({ length: cfg.batch * S * S * 3 }, () => rng.uniform(-1, 1)), labels: new Int32Array(cfg.batch), weights: new Float32Array(cfg.batch).fill(1), size: cfg.batch };
+    const step = async () => { const r = vptStep(m, vars, opt, batch, 0, { microBatch, promptDropout: cfg.promptDropout, rng }); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
+    try {
+      await step();
+      const t0 = performance.now();
+      await step();
+      return { type: 'measure', msPerStep: performance.now() - t0, microBatch };
+    } finally {
+      disposeVars(vars);
+      opt.dispose();
+    }
   }
 
   /** Validation accuracy of a held task on the current dataset's validation images (used by tests). */

@@ -51,6 +51,9 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await page.getByLabel('Learning rate (per 256 images)', { exact: true }).fill('4');
   await page.getByLabel('Warm-up epochs', { exact: true }).fill('1');
   await page.getByLabel('Task name', { exact: true }).fill('letters-abcd');
+  await page.getByRole('button', { name: 'Estimate time' }).click();
+  await page.getByTestId('epoch-estimate').waitFor({ timeout: 120_000 });
+  assert.match(await page.getByTestId('epoch-estimate').textContent(), /measured [\d.]+ s per step \(micro-batch 8\): about \d+ s per epoch/);
   await page.getByTestId('train').click();
   await page.getByTestId('charts').waitFor({ timeout: 300_000 });
   await screenshot(page, 'studio-3-training');
