@@ -21,7 +21,9 @@ export interface State {
   engine: { phase: Phase; info: BackendInfo | null; error: string | null };
   backbone: { phase: Phase; summary: BackboneSummary | null; error: string | null; download: Download | null; cached: { url: string; bytes: number }[] };
   dataset: { phase: Phase; summary: DatasetSummary | null; error: string | null; progress: { done: number; total: number } | null; dropped: string[]; renamed: Record<string, string>; split: 'fgvc' | 'vtab' | 'own' };
-  training: { phase: 'idle' | 'running' | 'paused' | 'done' | 'error'; config: TrainConfig; history: EpochReport[]; step: number; totalSteps: number; startedAt: number; outcome: TrainOutcome | null; error: string | null; name: string };
+  training: { phase: 'idle' | 'running' | 'paused' | 'done' | 'error'; config: TrainConfig; history: EpochReport[]; step: number; totalSteps: number; startedAt: number; outcome: TrainOutcome | null; error: string | null; name: string;
+    /** An unfinished run found in IndexedDB (from a closed or reloaded tab). */
+    saved: { epoch: number; epochs: number; fingerprint: string; classes: string[]; name: string; backboneName: string } | null };
   library: { entries: LibraryEntry[]; error: string | null };
   trial: { preview: Thumb | null; predictions: Prediction[]; error: string | null; busy: boolean };
   notices: string[];
@@ -31,7 +33,7 @@ export const initialState: State = {
   engine: { phase: 'busy', info: null, error: null },
   backbone: { phase: 'idle', summary: null, error: null, download: null, cached: [] },
   dataset: { phase: 'idle', summary: null, error: null, progress: null, dropped: [], renamed: {}, split: 'fgvc' },
-  training: { phase: 'idle', config: { ...DEFAULT_TRAIN, epochs: 10, batch: 16, warmupEpochs: 1 }, history: [], step: 0, totalSteps: 0, startedAt: 0, outcome: null, error: null, name: 'my-task' },
+  training: { phase: 'idle', config: { ...DEFAULT_TRAIN, epochs: 10, batch: 16, warmupEpochs: 1 }, history: [], step: 0, totalSteps: 0, startedAt: 0, outcome: null, error: null, name: 'my-task', saved: null },
   library: { entries: [], error: null },
   trial: { preview: null, predictions: [], error: null, busy: false },
   notices: [],

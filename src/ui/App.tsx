@@ -8,6 +8,7 @@ import { LibraryPanel } from './LibraryPanel';
 import { ResultsPanel } from './ResultsPanel';
 import { TrainPanel } from './TrainPanel';
 import { listCached } from './hub';
+import { findSavedRun } from './actions';
 import { patch } from '../store/store';
 
 export function App() {
@@ -15,6 +16,7 @@ export function App() {
   useEffect(() => {
     engine();
     listCached().then((cached) => patch('backbone', { cached }), () => undefined);
+    void findSavedRun();
   }, []);
   return (
     <main>

@@ -2,7 +2,7 @@ import { DEFAULT_LR, type TrainConfig } from '../core/train/config';
 import { largestActivationBytes } from '../core/train/memory';
 import { patch, useStore } from '../store/store';
 import { useState } from 'react';
-import { measureSpeed, pauseTraining, resumeTraining, startTraining, stopTraining } from './actions';
+import { discardSavedRun, measureSpeed, pauseTraining, resumeTraining, startTraining, stopTraining } from './actions';
 import { Chart } from './Chart';
 import { formatBytes, Progress } from './Thumb';
 
@@ -72,6 +72,20 @@ export function TrainPanel() {
           {' '}<button disabled={measuring || t.phase === 'running'} onClick={async () => { setMeasuring(true); const r = await measureSpeed(); setMeasuring(false); if (r) setSpeed({ ...r, key }); }}>{measuring ? 'Measuring…' : 'Estimate time'}</button>
         </p>
       )}
+      {t.saved && t.phase !== 'running' && t.phase !== 'paused' && (() => {
+        const sv = t.saved;
+        const names = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).map((k) => (ds.renamed[k.name] ?? k.name).trim()).sort() : [];
+        const fits = bb?.fingerprint === sv.fingerprint && ds.phase === 'ready';
+        return (
+          <div className="resume" data-testid="saved-run">
+            Unfinished run <strong>{sv.name}</strong>: epoch {sv.epoch} of {sv.epochs} on {sv.backboneName}, classes {sv.classes.join(', ')}.{' '}
+            {fits ? '' : 'Load the same backbone and dataset to resume it. '}
+            {fits && JSON.stringify(names) !== JSON.stringify(sv.classes) && <span className="warn">The loaded dataset has other classes. </span>}
+            <button disabled={!fits} onClick={() => startTraining(true)} data-testid="resume-run">Resume run</button>{' '}
+            <button onClick={() => discardSavedRun()}>Discard</button>
+          </div>
+        );
+      })()}
       <div className="row">
         <button disabled={!canTrain} onClick={() => startTraining()} data-testid="train">Start training</button>
         {t.phase === 'running' && <button onClick={() => pauseTraining()}>Pause</button>}

@@ -3,7 +3,7 @@ import { patch, useStore, type LibraryEntry } from '../store/store';
 import type { DataFile } from '../worker/protocol';
 import { engine, errorText } from './engine';
 import { downloadBackbone, listCached, type HubFiles } from './hub';
-import { allTasks, deleteTask, saveTask } from './library-db';
+import { allTasks, clearRun, deleteTask, loadRun, saveTask } from './library-db';
 
 async function applyBackbone(name: string, files: Omit<HubFiles, 'fromCache'>): Promise<void> {
   const r = await engine().request({ type: 'loadBackbone', name, bytes: files.weights, config: files.config, preprocessor: files.preprocessor }, [files.weights]);
@@ -62,15 +62,34 @@ export async function loadDemoDataset(): Promise<void> {
   await loadDataset(files);
 }
 
-export async function startTraining(): Promise<void> {
+export async function startTraining(resume = false): Promise<void> {
   const { training, dataset } = useStore.getState();
-  patch('training', { phase: 'running', history: [], step: 0, totalSteps: 0, outcome: null, error: null, startedAt: Date.now() });
+  const saved = resume ? await loadRun() : undefined;
+  if (resume && !saved) { patch('training', { error: 'the saved run is gone from browser storage', saved: null }); return; }
+  if (saved) patch('dataset', { split: saved.split, dropped: saved.dropped, renamed: saved.renamed });
+  patch('training', { phase: 'running', history: [], step: 0, totalSteps: 0, outcome: null, error: null, startedAt: Date.now(), ...(saved ? { name: saved.name } : {}) });
   try {
-    const r = await engine().request({ type: 'train', config: training.config, edits: { dropped: dataset.dropped, renamed: dataset.renamed }, split: dataset.split, name: training.name });
-    patch('training', { phase: 'done', outcome: r.outcome });
+    const d = saved ?? dataset;
+    const r = await engine().request({
+      type: 'train', config: training.config, edits: { dropped: d.dropped, renamed: d.renamed }, split: d.split,
+      name: saved?.name ?? training.name, resume: saved ? saved.bytes.slice().buffer : undefined,
+    });
+    patch('training', { phase: 'done', outcome: r.outcome, history: r.outcome.history, saved: null });
+    await clearRun().catch(() => undefined);
   } catch (e) {
     patch('training', { phase: 'error', error: errorText(e) });
   }
+}
+
+/** Look for a run that a closed or reloaded tab left unfinished. */
+export async function findSavedRun(): Promise<void> {
+  const r = await loadRun().catch(() => undefined);
+  if (r) patch('training', { saved: { epoch: r.epoch, epochs: r.epochs, fingerprint: r.fingerprint, classes: r.classes, name: r.name, backboneName: r.backboneName } });
+}
+
+export async function discardSavedRun(): Promise<void> {
+  await clearRun().catch(() => undefined);
+  patch('training', { saved: null });
 }
 
 export const pauseTraining = () => engine().request({ type: 'pause' }).then(() => patch('training', { phase: 'paused' }));

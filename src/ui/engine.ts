@@ -1,6 +1,7 @@
 /** The page's one engine worker, and the actions that drive it; results go into the store. */
 import { patch, useStore } from '../store/store';
 import { EngineClient } from '../worker/client';
+import { saveRun } from './library-db';
 import type { BackendName, WorkerEvent } from '../worker/protocol';
 
 let client: EngineClient | null = null;
@@ -12,6 +13,14 @@ function onEvent(e: WorkerEvent): void {
     case 'epoch': patch('training', { history: [...s.training.history, e.report] }); break;
     case 'step': patch('training', { step: e.step, totalSteps: e.total }); break;
     case 'deviceError': s.notify(e.message); break;
+    case 'checkpoint': {
+      const run = { epoch: e.epoch, epochs: e.epochs, fingerprint: e.fingerprint, classes: e.classes, name: s.training.name, backboneName: s.backbone.summary?.name ?? '' };
+      saveRun({ ...run, bytes: e.bytes, split: s.dataset.split, dropped: s.dataset.dropped, renamed: s.dataset.renamed }).then(
+        () => patch('training', { saved: run }),
+        (err: Error) => s.notify(`could not keep a checkpoint in browser storage (${err.message}); the run goes on in memory`),
+      );
+      break;
+    }
   }
 }
 

@@ -85,7 +85,7 @@ export type Request =
   | { type: 'init'; prefer?: BackendName }
   | { type: 'loadBackbone'; name: string; bytes: ArrayBuffer; config?: unknown; preprocessor?: unknown }
   | { type: 'loadDataset'; files: DataFile[] }
-  | { type: 'train'; config: TrainConfig; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; name: string }
+  | { type: 'train'; config: TrainConfig; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; name: string; resume?: ArrayBuffer }
   | { type: 'pause' } | { type: 'resume' } | { type: 'stop' }
   | { type: 'exportTask'; taskId: string; fp16: boolean; naming: 'vpt' | 'official' }
   | { type: 'loadTask'; name: string; bytes: ArrayBuffer; id?: string }
@@ -109,6 +109,8 @@ export type WorkerEvent =
   | { type: 'decodeProgress'; done: number; total: number }
   | { type: 'epoch'; report: EpochReport }
   | { type: 'step'; step: number; total: number }
+  /** A resumable checkpoint after each epoch (safetensors bytes), for the page to keep in IndexedDB. */
+  | { type: 'checkpoint'; bytes: Uint8Array; epoch: number; epochs: number; fingerprint: string; classes: string[] }
   | { type: 'deviceError'; message: string };
 
 export type ToWorker = { id: number; req: Request };

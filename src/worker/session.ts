@@ -8,6 +8,7 @@ import { VptError } from '../core/errors';
 import { prepare } from '../core/image/preprocess';
 import { checkTaskAgainstBackbone, readTask, writeTask, type BackboneRef, type TaskMeta } from '../core/io/task-file';
 import { inferRows } from '../core/train/evaluate';
+import { readCheckpoint, writeCheckpoint } from '../core/train/checkpoint';
 import { evaluateState, trainVpt } from '../core/train/loop';
 import { chooseMicroBatch } from '../core/train/memory';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
@@ -95,7 +96,9 @@ export class Session {
   private async train(req: Extract<Request, { type: 'train' }>): Promise<Reply> {
     const { b, m } = this.need();
     if (!this.dataset) throw new VptError('dataset', 'load a dataset first');
-    const cfg = { ...req.config };
+    const resume = req.resume ? readCheckpoint(new Uint8Array(req.resume), 'saved run') : undefined;
+    // A resumed run keeps its own settings.
+    const cfg = { ...(resume ? resume.config : req.config) };
     const data = makeSplits(this.dataset, req.edits, req.split, cfg.valSplit, cfg.seed);
     const maxBinding = this.info?.limits.maxStorageBufferBindingSize;
     if (!cfg.microBatch) cfg.microBatch = chooseMicroBatch(b.weights.config, cfg.numPrompts, cfg.batch, maxBinding);
@@ -105,7 +108,8 @@ export class Session {
       onStep: (step, total) => this.emit({ type: 'step', step, total }),
       gate: () => this.paused?.promise ?? Promise.resolve(),
       shouldStop: () => this.stopRequested,
-    });
+      onCheckpoint: (c) => this.emit({ type: 'checkpoint', bytes: writeCheckpoint(c), epoch: c.epoch, epochs: cfg.epochs, fingerprint: c.fingerprint, classes: c.classes }),
+    }, resume);
     const taskId = `t${this.nextTask++}`;
     const v = result.validation;
     const meta: TaskMeta = {

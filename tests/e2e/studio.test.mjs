@@ -121,3 +121,36 @@ test('bad inputs give specific messages and the page keeps working', async () =>
   await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
   await screenshot(page, 'studio-bad-inputs');
 });
+
+test('a reload mid-run offers to resume from the last checkpoint, and the resumed run completes', async () => {
+  const { page } = br;
+  await page.goto(srv.url);
+  await page.getByTestId('demo-backbone').click();
+  await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
+  const data = letters(join(tmp, 'resume'), ['E', 'F', 'G'], 8);
+  await page.getByTestId('folder-input').setInputFiles(data);
+  await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
+  await page.getByLabel('Prompt tokens', { exact: true }).fill('1');
+  await page.getByLabel('Epochs', { exact: true }).fill('3');
+  await page.getByLabel('Batch size', { exact: true }).fill('8');
+  await page.getByLabel('Task name', { exact: true }).fill('resumable');
+  await page.getByTestId('train').click();
+  await page.getByTestId('charts').waitFor({ timeout: 300_000 }); // first epoch done: a checkpoint is on its way to IndexedDB
+  await page.waitForTimeout(1500);
+  await page.reload();
+  await page.getByTestId('saved-run').waitFor({ timeout: 60_000 });
+  assert.match(await page.getByTestId('saved-run').innerText(), /Unfinished run resumable: epoch [12] of 3 on tiny-vit-mnist \(demo\), classes E, F, G/);
+  assert.equal(await page.getByTestId('resume-run').isDisabled(), true);
+  await page.getByTestId('demo-backbone').click();
+  await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
+  await page.getByTestId('folder-input').setInputFiles(data);
+  await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
+  await screenshot(page, 'studio-resume-offer');
+  await page.getByTestId('resume-run').click();
+  await page.getByTestId('train-phase').filter({ hasText: /done|error/ }).waitFor({ timeout: 600_000 });
+  assert.equal(await page.getByTestId('train-phase').textContent(), 'done', await page.locator('main').innerText());
+  assert.match(await page.getByTestId('result-summary').innerText(), /of 3/);
+  await page.reload();
+  await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
+  assert.equal(await page.getByTestId('saved-run').count(), 0);
+});
