@@ -59,7 +59,8 @@ async function getFile(url: string, file: string, optional: boolean, onProgress:
   }
   if (!res.ok) throw new Error(`${url}: the hub answered ${res.status} ${res.statusText}`);
   const body = await readWithProgress(res, file, onProgress);
-  await cache.put(url, new Response(body, { headers: { 'content-type': res.headers.get('content-type') ?? 'application/octet-stream' } }));
+  // The size goes into the cached headers so listing the cache never reads a 340 MB body.
+  await cache.put(url, new Response(body, { headers: { 'content-type': res.headers.get('content-type') ?? 'application/octet-stream', 'x-vpt-bytes': String(body.byteLength) } }));
   return { body, cached: false };
 }
 
@@ -83,7 +84,7 @@ export async function listCached(): Promise<{ url: string; bytes: number }[]> {
   for (const req of await cache.keys()) {
     if (!req.url.endsWith('model.safetensors')) continue;
     const res = await cache.match(req);
-    out.push({ url: req.url, bytes: res ? (await res.clone().arrayBuffer()).byteLength : 0 });
+    out.push({ url: req.url, bytes: Number(res?.headers.get('x-vpt-bytes')) || 0 });
   }
   return out;
 }

@@ -9,7 +9,7 @@ import { prepare } from '../core/image/preprocess';
 import { checkTaskAgainstBackbone, readTask, writeTask, type BackboneRef, type TaskMeta } from '../core/io/task-file';
 import { inferRows } from '../core/train/evaluate';
 import { readCheckpoint, writeCheckpoint } from '../core/train/checkpoint';
-import { evaluateState, trainVpt } from '../core/train/loop';
+import { trainVpt } from '../core/train/loop';
 import { chooseMicroBatch } from '../core/train/memory';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
 import { disposeVars, initVpt, toVars, type VptState } from '../core/tuning/vpt';
@@ -207,14 +207,5 @@ export class Session {
       disposeVars(vars);
       opt.dispose();
     }
-  }
-
-  /** Validation accuracy of a held task on the current dataset's validation images (used by tests). */
-  async evaluate(taskId: string): Promise<number> {
-    const { b, m } = this.need();
-    const t = this.tasks.get(taskId);
-    if (!t || !this.dataset) return NaN;
-    const data = makeSplits(this.dataset, { dropped: [], renamed: {} }, 'fgvc', 0.1, 42);
-    return (await evaluateState(m, t.state, data.val, t.meta.classes, b.preprocessing, 16)).accuracy;
   }
 }
