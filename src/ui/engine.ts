@@ -13,6 +13,10 @@ function onEvent(e: WorkerEvent): void {
     case 'epoch': patch('training', { history: [...s.training.history, e.report] }); break;
     case 'step': patch('training', { step: e.step, totalSteps: e.total }); break;
     case 'deviceError': s.notify(e.message); break;
+    case 'recovering':
+      s.notify(`${e.reason} — rebuilt the backend and resumed from epoch ${e.fromEpoch} with micro-batch ${e.microBatch}`);
+      patch('training', { history: s.training.history.slice(0, e.fromEpoch) });
+      break;
     case 'checkpoint': {
       const run = { epoch: e.epoch, epochs: e.epochs, fingerprint: e.fingerprint, classes: e.classes, name: s.training.name, backboneName: s.backbone.summary?.name ?? '' };
       saveRun({ ...run, bytes: e.bytes, split: s.dataset.split, dropped: s.dataset.dropped, renamed: s.dataset.renamed }).then(
@@ -33,6 +37,11 @@ export function engine(): EngineClient {
     (r) => patch('engine', { phase: 'ready', info: r.info, error: null }),
     (e: Error) => patch('engine', { phase: 'error', error: e.message }),
   );
+  // ?debug=1 exposes fault injection to tests (device loss, out-of-memory).
+  if (new URLSearchParams(location.search).get('debug') === '1') {
+    const c = client;
+    (window as unknown as { vptDebug: unknown }).vptDebug = { injectFault: (kind: 'lost' | 'oom') => c.request({ type: 'injectFault', kind }) };
+  }
   return client;
 }
 

@@ -35,8 +35,34 @@ function watchDevice(onError: (msg: string) => void): void {
   const backend = tf.backend() as unknown as { device?: { addEventListener(t: string, f: (e: { error: { message: string } }) => void): void; lost?: Promise<{ message: string }> } };
   const dev = backend.device;
   if (!dev) return;
-  dev.addEventListener('uncapturederror', (e) => onError(`WebGPU error: ${e.error.message}`));
-  dev.lost?.then((info) => onError(`WebGPU device lost: ${info.message}`));
+  // Only the device in use counts: a replaced device's late `lost` must not stop the new run.
+  const current = () => (tf.backend() as unknown as { device?: unknown }).device === dev;
+  dev.addEventListener('uncapturederror', (e) => { if (current()) onError(`WebGPU error: ${e.error.message}`); });
+  dev.lost?.then((info) => { if (current()) onError(`WebGPU device lost: ${info.message}`); });
+}
+
+/**
+ * Whether the current WebGPU device is lost. A readback can fail before the
+ * device's `lost` promise has been seen, so ask the promise itself.
+ */
+export async function webgpuDeviceLost(): Promise<boolean> {
+  if (tf.getBackend() !== 'webgpu') return false;
+  const dev = (tf.backend() as unknown as { device?: { lost?: Promise<unknown> } }).device;
+  if (!dev?.lost) return false;
+  return Promise.race([dev.lost.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 200))]);
+}
+
+/**
+ * Start the backend afresh after a device loss or out-of-memory: the engine
+ * is reset (every tensor and backend instance dropped, factories kept), so the
+ * webgpu factory asks for a new device. Callers rebuild their tensors from host data.
+ */
+export async function restartBackend(onError: (msg: string) => void): Promise<void> {
+  const name = tf.getBackend();
+  tf.engine().reset();
+  if (!(await tf.setBackend(name))) throw new Error(`the ${name} backend could not be restarted`);
+  await tf.ready();
+  if (name === 'webgpu') watchDevice(onError);
 }
 
 export async function startBackend(prefer: BackendName | undefined, onDeviceError: (msg: string) => void): Promise<BackendInfo> {

@@ -7,9 +7,9 @@ import { Session } from './session';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
-const session = new Session(
+const session: Session = new Session(
   (event) => post({ id: -1, kind: 'event', event }, event.type === 'checkpoint' ? [event.bytes.buffer as ArrayBuffer] : []),
-  (prefer) => startBackend(prefer, (message) => post({ id: -1, kind: 'event', event: { type: 'deviceError', message } })),
+  (prefer) => startBackend(prefer, (message) => session.deviceError(message)),
 );
 
 function transferables(r: Reply): Transferable[] {

@@ -91,7 +91,9 @@ export type Request =
   | { type: 'loadTask'; name: string; bytes: ArrayBuffer; id?: string }
   | { type: 'forgetTask'; taskId: string }
   | { type: 'classify'; image: Blob; taskIds: string[]; top: number }
-  | { type: 'measure'; config: TrainConfig; classes: number };
+  | { type: 'measure'; config: TrainConfig; classes: number }
+  /** Fault injection for tests: lose the WebGPU device, or report an out-of-memory error to the detector. */
+  | { type: 'injectFault'; kind: 'lost' | 'oom' };
 
 export type Reply =
   | { type: 'init'; info: BackendInfo }
@@ -103,7 +105,8 @@ export type Reply =
   | { type: 'loadTask'; task: TaskInfo }
   | { type: 'forgetTask' }
   | { type: 'classify'; predictions: Prediction[]; preview: Thumb }
-  | { type: 'measure'; msPerStep: number; microBatch: number };
+  | { type: 'measure'; msPerStep: number; microBatch: number }
+  | { type: 'injectFault' };
 
 export type WorkerEvent =
   | { type: 'decodeProgress'; done: number; total: number }
@@ -111,7 +114,9 @@ export type WorkerEvent =
   | { type: 'step'; step: number; total: number }
   /** A resumable checkpoint after each epoch (safetensors bytes), for the page to keep in IndexedDB. */
   | { type: 'checkpoint'; bytes: Uint8Array; epoch: number; epochs: number; fingerprint: string; classes: string[] }
-  | { type: 'deviceError'; message: string };
+  | { type: 'deviceError'; message: string }
+  /** A device fault interrupted training: the backend is rebuilt and the run resumes from a checkpoint. */
+  | { type: 'recovering'; reason: string; fromEpoch: number; microBatch: number };
 
 export type ToWorker = { id: number; req: Request };
 

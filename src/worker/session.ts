@@ -8,8 +8,9 @@ import { VptError } from '../core/errors';
 import { prepare } from '../core/image/preprocess';
 import { checkTaskAgainstBackbone, readTask, writeTask, type BackboneRef, type TaskMeta } from '../core/io/task-file';
 import { inferRows } from '../core/train/evaluate';
-import { readCheckpoint, writeCheckpoint } from '../core/train/checkpoint';
-import { trainVpt } from '../core/train/loop';
+import { readCheckpoint, writeCheckpoint, type Checkpoint, type EpochReport } from '../core/train/checkpoint';
+import { trainVpt, type TrainResult } from '../core/train/loop';
+import { restartBackend, webgpuDeviceLost } from './backend-chain';
 import { chooseMicroBatch } from '../core/train/memory';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
 import { disposeVars, initVpt, toVars, type VptState } from '../core/tuning/vpt';
@@ -24,6 +25,8 @@ import { decodeBlob, thumbOf } from './decode';
 import type { BackboneSummary, BackendInfo, Prediction, Reply, Request, TaskInfo, WorkerEvent } from './protocol';
 import { loadDataset, makeSplits, type StudioDataset } from './studio-data';
 
+class DeviceFault extends Error {}
+
 interface HeldTask { state: VptState; meta: TaskMeta; name: string }
 
 export class Session {
@@ -35,10 +38,19 @@ export class Session {
   private stopRequested = false;
   private paused: { resume: () => void; promise: Promise<void> } | null = null;
   private info: BackendInfo | null = null;
+  /** Set by the device-error detector; a run in progress stops at the next step and recovers. */
+  private fault: string | null = null;
+  private training = false;
   /** Requests that arrive while the backend starts wait for it (a user may click early). */
   private started: Promise<unknown> | null = null;
 
   constructor(private readonly emit: (e: WorkerEvent) => void, private readonly start: (prefer?: BackendInfo['backend']) => Promise<BackendInfo>) {}
+
+  /** Called by the WebGPU error listener and device.lost (backend-chain.ts). */
+  deviceError(message: string): void {
+    if (this.training) this.fault = message;
+    this.emit({ type: 'deviceError', message });
+  }
 
   private need(): { b: Backbone; m: FrozenViT } {
     if (!this.backbone || !this.model) throw new VptError('backbone', 'load a backbone first');
@@ -69,6 +81,11 @@ export class Session {
       case 'forgetTask': this.tasks.delete(req.taskId); return { type: 'forgetTask' };
       case 'classify': return this.classify(req.image, req.taskIds, req.top);
       case 'measure': return this.measure(req.config, req.classes);
+      case 'injectFault': {
+        if (req.kind === 'oom') this.deviceError('WebGPU error: Out of memory (injected)');
+        else (tf.backend() as unknown as { device?: { destroy(): void } }).device?.destroy();
+        return { type: 'injectFault' };
+      }
     }
   }
 
@@ -94,7 +111,7 @@ export class Session {
   }
 
   private async train(req: Extract<Request, { type: 'train' }>): Promise<Reply> {
-    const { b, m } = this.need();
+    const { b } = this.need();
     if (!this.dataset) throw new VptError('dataset', 'load a dataset first');
     const resume = req.resume ? readCheckpoint(new Uint8Array(req.resume), 'saved run') : undefined;
     // A resumed run keeps its own settings.
@@ -103,13 +120,7 @@ export class Session {
     const maxBinding = this.info?.limits.maxStorageBufferBindingSize;
     if (!cfg.microBatch) cfg.microBatch = chooseMicroBatch(b.weights.config, cfg.numPrompts, cfg.batch, maxBinding);
     this.stopRequested = false;
-    const result = await trainVpt(m, b.preprocessing, data, cfg, b.fingerprint, {
-      onEpoch: (report) => this.emit({ type: 'epoch', report }),
-      onStep: (step, total) => this.emit({ type: 'step', step, total }),
-      gate: () => this.paused?.promise ?? Promise.resolve(),
-      shouldStop: () => this.stopRequested,
-      onCheckpoint: (c) => this.emit({ type: 'checkpoint', bytes: writeCheckpoint(c), epoch: c.epoch, epochs: cfg.epochs, fingerprint: c.fingerprint, classes: c.classes }),
-    }, resume);
+    const result = await this.trainWithRecovery(b, data, cfg, resume);
     const taskId = `t${this.nextTask++}`;
     const v = result.validation;
     const meta: TaskMeta = {
@@ -123,7 +134,8 @@ export class Session {
     if (data.val.length) {
       const vars = toVars(result.state, false);
       try {
-        const { values, cols } = await inferRows(m, vars, data.val.map((e) => e.image), b.preprocessing, cfg.batch);
+        // this.model, not the `m` taken above: a device fault during training rebuilds the model.
+        const { values, cols } = await inferRows(this.model!, vars, data.val.map((e) => e.image), b.preprocessing, cfg.batch);
         const probs = softmaxRows(values, data.val.length, cols);
         const pred = argmaxRows(values, data.val.length, cols);
         data.val.forEach((e, i) => examples.push({ label: e.label, predicted: pred[i], confidence: probs[i * cols + pred[i]], path: e.name, thumb: thumbOf(e.image) }));
@@ -139,6 +151,58 @@ export class Session {
         examples, parameters: result.state.prompts.length + data.classes.length * (d + 1),
       },
     };
+  }
+
+  /**
+   * Train; if the device is lost or runs out of memory, rebuild the backend and
+   * the model, then resume from the last checkpoint with half the micro-batch.
+   */
+  private async trainWithRecovery(b: Backbone, data: ReturnType<typeof makeSplits>, cfg: TrainConfig, resume?: Checkpoint): Promise<TrainResult> {
+    let last: Checkpoint | undefined = resume;
+    let attempts = 0;
+    const hooks = {
+      onEpoch: (report: EpochReport) => this.emit({ type: 'epoch', report }),
+      onStep: (step: number, total: number) => this.emit({ type: 'step', step, total }),
+      gate: async () => {
+        if (this.fault) throw new DeviceFault(this.fault);
+        await (this.paused?.promise ?? Promise.resolve());
+      },
+      shouldStop: () => this.stopRequested,
+      onCheckpoint: (c: Checkpoint) => {
+        last = c;
+        this.emit({ type: 'checkpoint', bytes: writeCheckpoint(c), epoch: c.epoch, epochs: c.config.epochs, fingerprint: c.fingerprint, classes: c.classes });
+      },
+    };
+    this.training = true;
+    try {
+      this.fault = null;
+      for (;;) {
+        try {
+          return await trainVpt(this.model!, b.preprocessing, data, cfg, b.fingerprint, hooks, last);
+        } catch (e) {
+          const msg = String((e as Error)?.message ?? e);
+          const lost = await webgpuDeviceLost();
+          const reason = this.fault ?? (lost ? `WebGPU device lost (${msg})` : e instanceof DeviceFault || /out of memory|device (is |was )?lost/i.test(msg) ? msg : null);
+          if (!reason || attempts >= 3) throw e;
+          // Handled: a fault reported while the backend restarts belongs to the new attempt.
+          this.fault = null;
+          attempts++;
+          cfg = { ...cfg, microBatch: Math.max(1, Math.floor(cfg.microBatch / 2)) };
+          this.emit({ type: 'recovering', reason, fromEpoch: last?.epoch ?? 0, microBatch: cfg.microBatch });
+          await this.rebuild();
+        }
+      }
+    } finally {
+      this.training = false;
+      this.fault = null;
+    }
+  }
+
+  /** A fresh backend (a new WebGPU device) and the frozen model rebuilt on it from the host weights. */
+  private async rebuild(): Promise<void> {
+    this.model = null; // its tensors go with the engine reset
+    await restartBackend((m) => this.deviceError(m));
+    this.model = new FrozenViT(this.backbone!.weights);
   }
 
   private exportTask(taskId: string, fp16: boolean, naming: 'vpt' | 'official'): Reply {

@@ -154,3 +154,26 @@ test('a reload mid-run offers to resume from the last checkpoint, and the resume
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
   assert.equal(await page.getByTestId('saved-run').count(), 0);
 });
+
+test('device loss and out-of-memory during training: backend rebuilt, run resumed with a smaller micro-batch', async () => {
+  const { page } = br;
+  await page.goto(`${srv.url}?debug=1`);
+  await page.getByTestId('demo-backbone').click();
+  await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
+  await page.getByTestId('folder-input').setInputFiles(letters(join(tmp, 'faults'), ['H', 'I', 'J'], 6));
+  await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
+  await page.getByLabel('Prompt tokens', { exact: true }).fill('1');
+  await page.getByLabel('Epochs', { exact: true }).fill('4');
+  await page.getByLabel('Batch size', { exact: true }).fill('8');
+  await page.getByTestId('train').click();
+  await page.getByTestId('charts').waitFor({ timeout: 300_000 });
+  await page.evaluate(() => window.vptDebug.injectFault('lost'));
+  await page.getByText(/resumed from epoch \d with micro-batch 4/).waitFor({ timeout: 120_000 });
+  await page.evaluate(() => window.vptDebug.injectFault('oom'));
+  await page.getByText(/Out of memory \(injected\) — rebuilt the backend and resumed from epoch \d with micro-batch 2/).waitFor({ timeout: 120_000 });
+  await page.getByTestId('train-phase').filter({ hasText: /done|error/ }).waitFor({ timeout: 600_000 });
+  assert.equal(await page.getByTestId('train-phase').textContent(), 'done', await page.locator('main').innerText());
+  assert.match(await page.getByTestId('result-summary').innerText(), /of 4: validation accuracy/);
+  assert.equal(await page.getByTestId('backend-name').textContent(), 'webgpu');
+  await screenshot(page, 'studio-fault-recovery');
+});
