@@ -13,6 +13,8 @@ export const ARTIFACTS = join(ROOT, 'test-artifacts');
 export const CHROMIUM_ARGS = [
   '--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--no-first-run', '--disable-quic',
+  // A synthetic camera, allowed without a prompt, for the studio's camera path.
+  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
 ];
 
 export function chromiumPath() {

@@ -86,6 +86,13 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await page.getByTestId('predictions').waitFor({ timeout: 120_000 });
   assert.match(await page.getByTestId('predictions').innerText(), /letters-abcd[\s\S]*[ABCD] \d+\.\d%/);
   await screenshot(page, 'studio-5-classify');
+  await page.getByRole('button', { name: 'Use camera' }).click();
+  await page.locator('video').waitFor();
+  await page.waitForFunction(() => document.querySelector('video')?.videoWidth > 0, null, { timeout: 30_000 });
+  await page.evaluate(() => { window.__before = document.querySelector('[data-testid=predictions]').innerText; });
+  await page.getByRole('button', { name: 'Classify this frame' }).click();
+  await page.waitForFunction(() => !document.querySelector('[aria-busy=true]') && document.querySelector('[data-testid=predictions]')?.innerText !== window.__before, null, { timeout: 120_000 });
+  await page.getByRole('button', { name: 'Stop camera' }).click();
   await page.getByRole('button', { name: 'delete task letters-abcd' }).click();
   await page.getByText('No saved tasks yet.').waitFor();
 });

@@ -1,19 +1,43 @@
 /**
  * Micro-batch size from the device's limits. On WebGPU a tensor larger than
  * `maxStorageBufferBindingSize` silently reads back as zeros, so no single
- * activation may exceed it; the biggest per-image tensors of a ViT step are
- * the attention scores [H, T, T] and the MLP hidden layer [T, mlp].
+ * activation may exceed it; and the whole step's activations (the tape keeps
+ * every block's intermediates until backward) must fit a memory budget.
  */
 import type { ViTConfig } from '../vit/config';
 
+function tokens(c: ViTConfig, prompts: number): number {
+  return (c.imageSize / c.patchSize) ** 2 + 1 + prompts;
+}
+
+/** The biggest single tensor of one image: attention scores [H, T, T], the MLP hidden [T, mlp] or qkv [T, 3d]. */
 export function largestActivationBytes(c: ViTConfig, prompts: number): number {
-  const T = (c.imageSize / c.patchSize) ** 2 + 1 + prompts;
+  const T = tokens(c, prompts);
   return 4 * Math.max(c.numHeads * T * T, T * c.mlpDim, T * 3 * c.hiddenSize);
 }
 
-/** The largest micro-batch <= batch whose biggest tensor fits `maxBindingBytes` (with 10% headroom). */
-export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined): number {
-  if (!maxBindingBytes) return batch;
-  const per = largestActivationBytes(c, prompts);
-  return Math.max(1, Math.min(batch, Math.floor((0.9 * maxBindingBytes) / per)));
+/**
+ * Activation bytes one image keeps for backward: per block about twelve
+ * [T, d] tensors (norms, residuals, q/k/v, projections), three [T, mlp]
+ * (pre-activation, erf, GELU output) and three [H, T, T] (scores, softmax, grad).
+ */
+export function activationBytesPerImage(c: ViTConfig, prompts: number): number {
+  const T = tokens(c, prompts);
+  const perBlock = T * (12 * c.hiddenSize + 3 * c.mlpDim) + 3 * c.numHeads * T * T;
+  return 4 * perBlock * c.numLayers;
+}
+
+/** Default activation budget: 2 GiB, the issue's target for VPT-deep ViT-B/16 batch 64. */
+export const DEFAULT_ACTIVATION_BUDGET = 2 * 1024 ** 3;
+
+/**
+ * The largest micro-batch <= batch whose biggest tensor fits `maxBindingBytes`
+ * (10% headroom) and whose activations fit `budgetBytes`. Gradients accumulate
+ * exactly, so this changes memory, never the result.
+ */
+export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, budgetBytes = DEFAULT_ACTIVATION_BUDGET): number {
+  let mb = batch;
+  if (maxBindingBytes) mb = Math.min(mb, Math.floor((0.9 * maxBindingBytes) / largestActivationBytes(c, prompts)));
+  mb = Math.min(mb, Math.floor(budgetBytes / activationBytesPerImage(c, prompts)));
+  return Math.max(1, mb);
 }

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { activationBytesPerImage, chooseMicroBatch, largestActivationBytes } from '../../src/core/train/memory';
+import { PRESETS } from '../../src/core/vit/config';
+
+const vitB = PRESETS.find((p) => p.name === 'ViT-B/16')!.config;
+
+describe('micro-batch from device limits', () => {
+  it('ViT-B/16 VPT-deep p=50: no tensor over the binding limit, activations within 2 GiB', () => {
+    const mb = chooseMicroBatch(vitB, 50, 64, 128 * 1024 ** 2);
+    expect(mb).toBeGreaterThanOrEqual(1);
+    expect(mb).toBeLessThan(64);
+    expect(mb * largestActivationBytes(vitB, 50)).toBeLessThanOrEqual(128 * 1024 ** 2);
+    expect(mb * activationBytesPerImage(vitB, 50)).toBeLessThanOrEqual(2 * 1024 ** 3);
+    expect((mb + 1) * activationBytesPerImage(vitB, 50)).toBeGreaterThan(2 * 1024 ** 3);
+  });
+
+  it('small models keep the whole batch; a tiny binding limit still gives at least 1', () => {
+    const tiny = { imageSize: 32, patchSize: 4, hiddenSize: 64, numLayers: 4, numHeads: 4, mlpDim: 256, layerNormEps: 1e-6 };
+    expect(chooseMicroBatch(tiny, 10, 16, 128 * 1024 ** 2)).toBe(16);
+    expect(chooseMicroBatch(vitB, 10, 64, 1024)).toBe(1);
+  });
+});
