@@ -29,7 +29,7 @@ export function BackbonePanel() {
         </label>
         <datalist id="hub-presets">{HUB_PRESETS.map((p) => <option key={p.repo} value={p.repo}>{p.label}</option>)}</datalist>
         <button disabled={busy} onClick={() => loadHubBackbone(repo)}>Download{preset ? ` (${preset.mb} MB)` : ''}</button>
-        <button disabled={busy} onClick={() => loadDemoBackbone()} data-testid="demo-backbone">Demo backbone (offline, 0.8 MB)</button>
+        <button disabled={busy} onClick={() => loadDemoBackbone()} data-testid="demo-backbone" title="tiny-vit-mnist: a 0.2 M-parameter ViT really pretrained on handwritten digits, bundled with the page">Demo backbone: tiny ViT pretrained on digits (0.8 MB, offline, for trying the flow)</button>
         <label className="file">Open weights file…
           <input type="file" multiple accept=".safetensors,.npz,.json" disabled={busy} onChange={(e) => e.target.files && loadBackboneFiles([...e.target.files])} data-testid="backbone-file" />
         </label>
@@ -41,7 +41,7 @@ export function BackbonePanel() {
         {b.error && <p role="alert" data-testid="backbone-error">{b.error}</p>}
         {b.summary && (
           <div data-testid="backbone-ready">
-            <strong>{b.summary.name}</strong>: {b.summary.architecture}, {(b.summary.parameters / 1e6).toFixed(2)} M parameters ({formatBytes(b.summary.bytes)}, {b.summary.format} naming)
+            <strong>{b.summary.name}</strong>: {b.summary.architecture}, {(b.summary.parameters / 1e6).toFixed(2)} M parameters, {formatBytes(b.summary.parameters * 4)} in memory as float32 (file {formatBytes(b.summary.bytes)}, {b.summary.format} naming)
             <div className="hint">Input {b.summary.preprocessing.size} px, mean {b.summary.preprocessing.mean.join('/')}, std {b.summary.preprocessing.std.join('/')} (from {b.summary.preprocessing.source}); fingerprint {b.summary.fingerprint.slice(0, 16)}…</div>
             {b.summary.warnings.map((w) => <div key={w} className="warn">{w}</div>)}
           </div>
