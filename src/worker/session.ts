@@ -19,6 +19,7 @@ import { DEFAULT_OPTIMIZER, Optimizer } from '../core/train/optimizer';
 import { Rng } from '../core/train/rng';
 import { vptParamGroups, vptStep } from '../core/train/step';
 import { loadBackbone, type Backbone } from '../core/vit/load';
+import type { Preprocessing } from '../core/vit/config';
 import { FrozenViT } from '../core/vit/model';
 import { countParams } from '../core/vit/weights';
 import { decodeBlob, thumbOf } from './decode';
@@ -230,16 +231,20 @@ export class Session {
     const { b, m } = this.need();
     const raw = await decodeBlob(image, (image as File).name ?? 'image');
     const predictions: Prediction[] = [];
-    let preview = thumbOf(prepare(raw, b.preprocessing), 96);
+    // Tasks usually share the backbone's preprocessing: resize once per distinct setting.
+    const prepared = new Map<string, ReturnType<typeof prepare>>();
+    const input = (pre: Preprocessing) => {
+      const key = JSON.stringify([pre.size, pre.resize]);
+      if (!prepared.has(key)) prepared.set(key, prepare(raw, pre));
+      return prepared.get(key)!;
+    };
     for (const id of taskIds) {
       const t = this.tasks.get(id);
       if (!t) throw new VptError('task', `task ${id} is not loaded`);
       const pre = t.meta.preprocessing ?? b.preprocessing;
-      const img = prepare(raw, pre);
-      preview = thumbOf(img, 96);
       const vars = toVars(t.state, false);
       try {
-        const { values, cols } = await inferRows(m, vars, [img], pre, 1);
+        const { values, cols } = await inferRows(m, vars, [input(pre)], pre, 1);
         const p = softmaxRows(values, 1, cols);
         const order = [...p.keys()].sort((x, y) => p[y] - p[x]).slice(0, top);
         predictions.push({ taskId: id, top: order.map((c) => ({ name: t.meta.classes[c], probability: p[c] })) });
@@ -247,6 +252,8 @@ export class Session {
         disposeVars(vars);
       }
     }
+    const firstPre = taskIds.length ? this.tasks.get(taskIds[0])!.meta.preprocessing ?? b.preprocessing : b.preprocessing;
+    const preview = thumbOf(input(firstPre), 96);
     return { type: 'classify', predictions, preview };
   }
 

@@ -1,6 +1,7 @@
 /** Gradients, the 3-step SGD trajectory and the schedule against the official code. */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { nchwToNhwc } from '../../src/core/image/layout';
 import { lrMultiplier, warmupCosine } from '../../src/core/train/schedule';
 import { Optimizer, DEFAULT_OPTIMIZER } from '../../src/core/train/optimizer';
 import { Rng } from '../../src/core/train/rng';
@@ -15,12 +16,7 @@ const get = (n: string) => caseTensor(c, n).data as Float32Array;
 function batchFromCase(): HostBatch {
   const t = caseTensor(c, 'input.images_nchw');
   const [B, C, H, W] = t.shape;
-  const nhwc = new Float32Array(B * H * W * C);
-  const src = t.data as Float32Array;
-  for (let b = 0; b < B; b++) for (let ch = 0; ch < C; ch++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
-    nhwc[((b * H + y) * W + x) * C + ch] = src[((b * C + ch) * H + y) * W + x];
-  }
-  return { images: nhwc, labels: Int32Array.from(caseTensor(c, 'input.labels').data), weights: new Float32Array(B).fill(1), size: B };
+  return { images: nchwToNhwc(t.data as Float32Array, B, C, H, W), labels: Int32Array.from(caseTensor(c, 'input.labels').data), weights: new Float32Array(B).fill(1), size: B };
 }
 
 function state(variant: Variant): VptState {

@@ -2,6 +2,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VptError } from '../../core/errors';
+import { nchwToNhwc } from '../../core/image/layout';
 import { prepare } from '../../core/image/preprocess';
 import { readSafetensors } from '../../core/io/safetensors';
 import { inferRows, inferTensor } from '../../core/train/evaluate';
@@ -34,11 +35,7 @@ function readNchw(file: string, key: string, S: number): { nhwc: Float32Array; n
   if (t.shape.length !== 4 || c !== 3 || h !== S || w !== S || !(t.data instanceof Float32Array)) {
     throw new VptError(file, `tensor "${key}" is ${t.dtype} ${JSON.stringify(t.shape)}, expected float [N, 3, ${S}, ${S}] (normalised NCHW)`);
   }
-  const nhwc = new Float32Array(t.data.length);
-  for (let b = 0; b < n; b++) for (let ch = 0; ch < 3; ch++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
-    nhwc[((b * S + y) * S + x) * 3 + ch] = t.data[((b * 3 + ch) * S + y) * S + x];
-  }
-  return { nhwc, n };
+  return { nhwc: nchwToNhwc(t.data, n, 3, S, S), n };
 }
 
 export async function predict(p: Parsed): Promise<void> {
