@@ -60,7 +60,7 @@ export async function runCase(bc: BenchCase): Promise<BenchResult> {
   const opt = new Optimizer(DEFAULT_OPTIMIZER, vptParamGroups(vars, 1e-4));
   const S = c.imageSize;
   const images = Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i));
-  const batch = { images, labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B };
+  const batch = { inputs: images, rowShape: [S, S, 3], labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B };
   const x = tf.tensor4d(images, [B, S, S, 3]);
   const forwardMs = await timeIt(async () => { const y = tf.tidy(() => head(vptFeatures(model, vars, x), vars.headW, vars.headB)); await y.data(); y.dispose(); }, bc.steps);
   let peak: number | null = null;

@@ -4,6 +4,8 @@
  */
 import { VptError } from '../core/errors';
 import { DEFAULT_LR, DEFAULT_TRAIN } from '../core/train/config';
+import { formatSpec, PROTOCOLS } from '../core/tuning/registry';
+import { compare } from './commands/compare';
 import { parseArgs, oneOf, UsageError, type FlagSpec } from './args';
 import { useBackend } from './backend';
 import { evaluate } from './commands/eval';
@@ -19,15 +21,19 @@ usage:
   vpt train --backbone PATH --data DIR --out FILE [options]
   vpt predict --backbone PATH [--task FILE] (--images DIR|FILE... | --tensors FILE --key NAME) [--json] [--top K] [--csv FILE]
   vpt eval --backbone PATH --task FILE --data DIR [--split train|val|test] [--json]
+  vpt compare --backbone PATH --data DIR --protocols A,B,... [--seeds 1,2,3] [--search small|paper] [--tasks N] [--csv FILE] [--json]
 
 backbone PATH: a .safetensors file (config.json beside it, or inferred), a Hugging Face
 folder (model.safetensors + config.json), or an original ViT .npz.
 DIR: class sub-folders, or train/val/test folders holding class sub-folders.
 
+protocols (NAME or NAME-N, N the size; defaults shown):
+  ${PROTOCOLS.map((x) => formatSpec({ name: x.name, n: x.size?.default ?? 0 }) + (x.size ? ` (N = ${x.size.label})` : '')).join(', ')}
+
 train options (defaults in brackets):
-  --variant deep|shallow  [${D.variant}]      --prompts N  [${D.numPrompts}]
+  --protocol NAME[-N]  [${formatSpec(D.protocol)}]   (--variant deep|shallow and --prompts N: VPT shorthands)
   --epochs N  [${D.epochs}]                   --batch N  [${D.batch}]
-  --lr X  learning rate per 256 images; applied = lr x batch / 256  [sgd ${DEFAULT_LR.sgd}, adamw ${DEFAULT_LR.adamw}]
+  --lr X  learning rate per 256 images; applied = lr x batch / 256  [sgd ${DEFAULT_LR.sgd}, adamw ${DEFAULT_LR.adamw}; x0.01 full, x0.05 partial]
   --wd X  weight decay  [${D.weightDecay}]    --optimizer sgd|adamw  [${D.optimizer}] (SGD momentum 0.9)
   --warmup N  warm-up epochs  [epochs / 10]   --schedule step|epoch  [${D.schedule}]
   --prompt-dropout X  [${D.promptDropout}]    --val-split X  [${D.valSplit}] (0 trains on everything)
@@ -36,7 +42,13 @@ train options (defaults in brackets):
   --seed N  [${D.seed}]                       --micro-batch N  images per pass, exact accumulation  [whole batch]
   --resume FILE  continue from a checkpoint   --checkpoint FILE  [OUT with .ckpt.safetensors]
   --fp16  write float16 tensors               --naming vpt|official  tensor names  [vpt]
-  --json  print a summary on stdout
+  --no-cache  recompute features every step (Linear, Mlp)   --json  print a summary on stdout
+
+compare options (and the train options above, shared by every protocol):
+  --protocols A,B,...  e.g. linear,bias,vpt-shallow,vpt-deep    --seeds 1,2,3  [--seed]
+  --search small|paper  tune lr and wd per protocol first (90/10 or 800/200 split, then retrain)
+  --tasks N  tasks for the "stored for N tasks" column  [24]    --csv FILE  write the table
+  --json  one JSON object per protocol per line on stdout
 
 common options:
   --backend wasm|cpu  [wasm]    --classes A,B,C|@FILE  names for a task file without them
@@ -49,7 +61,7 @@ const SPEC: FlagSpec = {
   'val-split': 'string', resize: 'string', augment: 'bool', mean: 'string', std: 'string', seed: 'string', resume: 'string',
   checkpoint: 'string', json: 'bool', 'micro-batch': 'string', fp16: 'bool', naming: 'string', backend: 'string',
   task: 'string', images: 'list', tensors: 'string', key: 'string', top: 'string', csv: 'string', split: 'string',
-  classes: 'string', help: 'bool',
+  classes: 'string', help: 'bool', protocol: 'string', protocols: 'string', seeds: 'string', search: 'string', tasks: 'string', 'no-cache': 'bool',
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -64,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'train': await train(p, backend); break;
       case 'predict': await predict(p); break;
       case 'eval': await evaluate(p); break;
+      case 'compare': await compare(p, backend); break;
       default: throw new UsageError(`unknown command "${cmd}"`);
     }
     return 0;

@@ -6,6 +6,9 @@
 import { create } from 'zustand';
 import { DEFAULT_TRAIN, type TrainConfig } from '../core/train/config';
 import type { EpochReport } from '../core/train/checkpoint';
+import type { CompareRun } from '../core/train/compare';
+import type { Cell } from '../core/train/search';
+import type { ProtocolSpec } from '../core/tuning/types';
 import type { BackboneSummary, BackendInfo, DatasetSummary, Prediction, Thumb, TrainOutcome } from '../worker/protocol';
 
 export type Phase = 'idle' | 'busy' | 'ready' | 'error';
@@ -13,7 +16,7 @@ export type Phase = 'idle' | 'busy' | 'ready' | 'error';
 export interface Download { file: string; loaded: number; total: number | null; bytesPerSecond: number }
 
 export interface LibraryEntry {
-  id: string; name: string; classes: string[]; variant: string; numPrompts: number; accuracy: number | null;
+  id: string; name: string; classes: string[]; protocol: string; title: string; accuracy: number | null;
   fingerprint: string | null; backboneName: string; bytes: number; createdAt: number;
 }
 
@@ -25,6 +28,11 @@ export interface State {
     /** An unfinished run found in IndexedDB (from a closed or reloaded tab). */
     saved: { epoch: number; epochs: number; fingerprint: string; classes: string[]; name: string; backboneName: string } | null };
   library: { entries: LibraryEntry[]; error: string | null };
+  /** The protocol comparison: chosen protocols, runs as they finish, the run in progress. */
+  compare: { phase: 'idle' | 'running' | 'done' | 'error'; specs: ProtocolSpec[]; seeds: number; tasks: number; sameLr: boolean; runs: CompareRun[];
+    current: { title: string; seed: number; index: number; total: number } | null; error: string | null };
+  /** The learning-rate x weight-decay search for the Train panel's protocol. */
+  search: { phase: 'idle' | 'running' | 'done' | 'error'; grid: 'small' | 'paper'; cells: Cell[]; best: Cell | null; final: boolean; note: string | null; error: string | null };
   trial: { preview: Thumb | null; predictions: Prediction[]; error: string | null; busy: boolean };
   notices: string[];
 }
@@ -35,6 +43,8 @@ export const initialState: State = {
   dataset: { phase: 'idle', summary: null, error: null, progress: null, dropped: [], renamed: {}, split: 'fgvc' },
   training: { phase: 'idle', config: { ...DEFAULT_TRAIN, epochs: 10, batch: 16, warmupEpochs: 1 }, history: [], step: 0, totalSteps: 0, startedAt: 0, outcome: null, error: null, name: 'my-task', saved: null },
   library: { entries: [], error: null },
+  compare: { phase: 'idle', specs: [{ name: 'linear', n: 0 }, { name: 'vpt-deep', n: 10 }], seeds: 1, tasks: 24, sameLr: false, runs: [], current: null, error: null },
+  search: { phase: 'idle', grid: 'small', cells: [], best: null, final: false, note: null, error: null },
   trial: { preview: null, predictions: [], error: null, busy: false },
   notices: [],
 };

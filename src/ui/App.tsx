@@ -2,6 +2,7 @@ import { useEffect } from 'react';
 import { useStore } from '../store/store';
 import { BackbonePanel } from './BackbonePanel';
 import { BackendStatus } from './BackendStatus';
+import { ComparePanel } from './ComparePanel';
 import { DatasetPanel } from './DatasetPanel';
 import { engine } from './engine';
 import { LibraryPanel } from './LibraryPanel';
@@ -30,6 +31,7 @@ export function App() {
       <DatasetPanel />
       <TrainPanel />
       <ResultsPanel />
+      <ComparePanel />
       <LibraryPanel />
     </main>
   );

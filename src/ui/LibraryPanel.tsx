@@ -55,7 +55,7 @@ export function LibraryPanel() {
               <tr key={e.id} className={ok ? '' : 'muted'}>
                 <td><input type="checkbox" disabled={!ok} checked={ok && ids.includes(e.id)} aria-label={`use task ${e.name}`}
                   onChange={(ev) => setChosen(ev.target.checked ? [...ids, e.id] : ids.filter((x) => x !== e.id))} /></td>
-                <td>{e.name}</td><td>VPT-{e.variant}, p={e.numPrompts}</td><td title={e.classes.join(', ')}>{e.classes.length}</td>
+                <td>{e.name}</td><td>{e.title ?? `VPT-${(e as unknown as { variant: string }).variant}`}</td><td title={e.classes.join(', ')}>{e.classes.length}</td>
                 <td>{e.accuracy === null ? '–' : `${(100 * e.accuracy).toFixed(1)}%`}</td><td>{formatBytes(e.bytes)}</td>
                 <td>{ok ? e.backboneName : 'another backbone'}</td>
                 <td><button onClick={() => downloadFromLibrary(e.id)}>Download</button> <button onClick={() => removeFromLibrary(e.id)} aria-label={`delete task ${e.name}`}>Delete</button></td>

@@ -1,4 +1,7 @@
-import { DEFAULT_LR, type TrainConfig } from '../core/train/config';
+import { defaultLr, type TrainConfig } from '../core/train/config';
+import { plannedParams } from '../core/tuning/params';
+import { PROTOCOLS, protocolOf } from '../core/tuning/registry';
+import type { ProtocolName } from '../core/tuning/types';
 import { largestActivationBytes } from '../core/train/memory';
 import { patch, useStore } from '../store/store';
 import { useState } from 'react';
@@ -26,10 +29,10 @@ export function TrainPanel() {
   const canTrain = !!bb && ds.phase === 'ready' && t.phase !== 'running' && t.phase !== 'paused';
   const classes = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).length : 0;
   const images = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).reduce((s, k) => s + k.count, 0) : 0;
-  const d = bb?.config.hiddenSize ?? 0;
-  const Lp = c.variant === 'deep' ? bb?.config.numLayers ?? 0 : 1;
-  const params = Lp * c.numPrompts * d + classes * (d + 1);
-  const activations = bb ? largestActivationBytes(bb.config, c.numPrompts) * bb.config.numLayers * 6 * c.batch : 0;
+  const proto = protocolOf(c.protocol.name);
+  const prompts = proto.name.startsWith('vpt-') ? c.protocol.n : 0;
+  const params = bb ? plannedParams(proto, bb.config, c.protocol.n, Math.max(2, classes)) : 0;
+  const activations = bb ? largestActivationBytes(bb.config, prompts) * bb.config.numLayers * 6 * c.batch : 0;
   const h = t.history;
   const last = h.at(-1);
   const elapsed = (Date.now() - t.startedAt) / 1000;
@@ -37,24 +40,31 @@ export function TrainPanel() {
   const set = (p: Partial<TrainConfig>) => patch('training', { config: { ...c, ...p } });
   const [speed, setSpeed] = useState<{ msPerStep: number; microBatch: number; key: string } | null>(null);
   const [measuring, setMeasuring] = useState(false);
-  const key = `${c.variant}/${c.numPrompts}/${c.batch}/${c.microBatch}/${bb?.fingerprint}`;
+  const key = `${c.protocol.name}/${c.protocol.n}/${c.batch}/${c.microBatch}/${bb?.fingerprint}`;
   const stepsPerEpoch = Math.ceil(images * (ds.split === 'vtab' ? 0.8 : 0.9) / c.batch);
   return (
     <section aria-labelledby="tr-h">
       <h2 id="tr-h">3. Train</h2>
       <div className="grid">
         <label>Method{' '}
-          <select value={c.variant} onChange={(e) => set({ variant: e.target.value as TrainConfig['variant'] })} aria-label="Method">
-            <option value="deep">VPT-deep</option><option value="shallow">VPT-shallow</option>
+          <select value={c.protocol.name} disabled={t.phase === 'running'} aria-label="Method" data-testid="method"
+            onChange={(e) => { const p = protocolOf(e.target.value as ProtocolName); set({ protocol: { name: p.name, n: p.size?.default ?? 0 }, lr: defaultLr(c.optimizer, p.name) }); }}>
+            {PROTOCOLS.map((p) => <option key={p.name} value={p.name}>{p.title(p.size?.default ?? 0).replace(/ \(.*\)$/, '')}</option>)}
           </select>
         </label>
-        <Field label="Prompt tokens" k="numPrompts" min={1} />
+        {proto.size && (
+          <label>{proto.size.label === 'prompts' ? 'Prompt tokens' : `${proto.size.label[0].toUpperCase()}${proto.size.label.slice(1)}`}{' '}
+            <input type="number" min={proto.size.min} max={proto.size.max} value={c.protocol.n} disabled={t.phase === 'running'}
+              aria-label={proto.size.label === 'prompts' ? 'Prompt tokens' : proto.size.label}
+              onChange={(e) => set({ protocol: { name: c.protocol.name, n: Number(e.target.value) } })} />
+          </label>
+        )}
         <Field label="Epochs" k="epochs" min={1} />
         <Field label="Batch size" k="batch" min={1} />
         <Field label="Learning rate (per 256 images)" k="lr" step={0.01} min={0} />
         <Field label="Weight decay" k="weightDecay" step={0.0001} min={0} />
         <label>Optimiser{' '}
-          <select value={c.optimizer} onChange={(e) => { const o = e.target.value as TrainConfig['optimizer']; set({ optimizer: o, lr: DEFAULT_LR[o] }); }} aria-label="Optimiser">
+          <select value={c.optimizer} onChange={(e) => { const o = e.target.value as TrainConfig['optimizer']; set({ optimizer: o, lr: defaultLr(o, c.protocol.name) }); }} aria-label="Optimiser">
             <option value="sgd">SGD (momentum 0.9)</option><option value="adamw">AdamW</option>
           </select>
         </label>
@@ -64,6 +74,7 @@ export function TrainPanel() {
         <label>Augmentation{' '}<input type="checkbox" checked={c.augment} onChange={(e) => set({ augment: e.target.checked })} aria-label="Augmentation" /></label>
         <label>Task name{' '}<input value={t.name} onChange={(e) => patch('training', { name: e.target.value })} aria-label="Task name" /></label>
       </div>
+      {proto.warning && <p className="warn" role="note" data-testid="protocol-warning">{proto.warning}</p>}
       {bb && ds.summary && (
         <p className="hint" data-testid="estimates">
           {params.toLocaleString()} trainable parameters ({(100 * params / bb.parameters).toFixed(3)}% of the backbone); task file about {formatBytes(params * 4 + 4096)};

@@ -1,4 +1,6 @@
 /** What the buttons do: each action talks to the worker and records plain results in the store. */
+import { compareCsv, summarise } from '../core/train/compare';
+import { paperGrid, smallGrid } from '../core/train/search';
 import { patch, useStore, type LibraryEntry } from '../store/store';
 import type { DataFile } from '../worker/protocol';
 import { engine, errorText } from './engine';
@@ -119,7 +121,7 @@ export async function addToLibrary(name: string, bytes: Uint8Array): Promise<voi
     const copy = bytes.slice();
     const r = await engine().request({ type: 'loadTask', name, bytes: copy.buffer, id });
     const entry: LibraryEntry = {
-      id, name: name.replace(/\.vpt\.safetensors$|\.safetensors$/, ''), classes: r.task.classes, variant: r.task.variant, numPrompts: r.task.numPrompts,
+      id, name: name.replace(/\.vpt\.safetensors$|\.safetensors$/, ''), classes: r.task.classes, protocol: r.task.protocol, title: r.task.title,
       accuracy: r.task.accuracy, fingerprint: r.task.fingerprint, backboneName: useStore.getState().backbone.summary?.name ?? '', bytes: bytes.byteLength, createdAt: Date.now(),
     };
     await saveTask({ entry, bytes });
@@ -175,5 +177,48 @@ export async function measureSpeed(): Promise<{ msPerStep: number; microBatch: n
   } catch (e) {
     useStore.getState().notify(`speed measurement failed: ${errorText(e)}`);
     return null;
+  }
+}
+
+/** Run the chosen protocols one after another on the current split, with the Train panel's budget. */
+export async function startCompare(): Promise<void> {
+  const { training, dataset, compare } = useStore.getState();
+  if (!compare.specs.length) { patch('compare', { error: 'pick at least one protocol' }); return; }
+  patch('compare', { phase: 'running', runs: [], current: null, error: null });
+  patch('training', { phase: 'running', error: null, outcome: null });
+  try {
+    const seeds = Array.from({ length: Math.max(1, compare.seeds) }, (_, i) => training.config.seed + i);
+    const r = await engine().request({
+      type: 'compare', settings: { ...training.config, lr: compare.sameLr ? training.config.lr : 0 }, specs: compare.specs, seeds,
+      edits: { dropped: dataset.dropped, renamed: dataset.renamed }, split: dataset.split, fp16: true,
+    });
+    patch('compare', { phase: 'done', runs: r.runs, current: null });
+    patch('training', { phase: 'idle' });
+  } catch (e) {
+    patch('compare', { phase: 'error', error: errorText(e), current: null });
+    patch('training', { phase: 'idle' });
+  }
+}
+
+export function downloadCompareCsv(): void {
+  const { compare, backbone } = useStore.getState();
+  const csv = compareCsv(summarise(compare.runs), compare.tasks, backbone.summary?.parameters ?? 1);
+  download(new TextEncoder().encode(csv), 'vpt-compare.csv');
+}
+
+/** Grid search over lr x wd for the Train panel's protocol; the best setting is retrained and becomes a task. */
+export async function startSearch(): Promise<void> {
+  const { training, dataset, search } = useStore.getState();
+  const grid = search.grid === 'paper' ? paperGrid(training.config) : smallGrid(training.config);
+  const cells = grid.lr.flatMap((lr) => grid.wd.map((wd) => ({ lr, wd, status: 'pending' as const, accuracy: null, epochs: 0 })));
+  patch('search', { phase: 'running', cells, best: null, final: false, note: null, error: null });
+  patch('training', { phase: 'running', history: [], step: 0, totalSteps: 0, outcome: null, error: null, startedAt: Date.now() });
+  try {
+    const r = await engine().request({ type: 'search', config: training.config, grid, edits: { dropped: dataset.dropped, renamed: dataset.renamed }, split: dataset.split, name: training.name });
+    patch('search', { phase: 'done', cells: r.cells, best: r.best, note: `tuned on ${r.tuneTrain}/${r.tuneVal} images (${r.rule === 'vtab' ? 'VTAB 800/200' : '90/10'} of the training split), then retrained on all ${r.tuneTrain + r.tuneVal}` });
+    patch('training', { phase: 'done', outcome: r.outcome, history: r.outcome.history });
+  } catch (e) {
+    patch('search', { phase: 'error', error: errorText(e) });
+    patch('training', { phase: 'idle' });
   }
 }

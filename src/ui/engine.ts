@@ -13,6 +13,22 @@ function onEvent(e: WorkerEvent): void {
     case 'epoch': patch('training', { history: [...s.training.history, e.report] }); break;
     case 'step': patch('training', { step: e.step, totalSteps: e.total }); break;
     case 'deviceError': s.notify(e.message); break;
+    case 'compareStart':
+      patch('compare', { current: { title: e.title, seed: e.seed, index: e.index, total: e.total } });
+      patch('training', { history: [], step: 0, totalSteps: 0, startedAt: Date.now() });
+      break;
+    case 'compareRun': patch('compare', { runs: [...s.compare.runs, e.run] }); break;
+    case 'searchCell': {
+      const cells = s.search.cells.slice();
+      cells[e.index] = e.cell;
+      patch('search', { cells });
+      if (e.cell.status === 'running') patch('training', { history: [], step: 0, totalSteps: 0, startedAt: Date.now() });
+      break;
+    }
+    case 'searchFinal':
+      patch('search', { best: e.best, final: true });
+      patch('training', { history: [], step: 0, totalSteps: 0, startedAt: Date.now() });
+      break;
     case 'recovering':
       s.notify(`${e.reason} — rebuilt the backend and resumed from epoch ${e.fromEpoch} with micro-batch ${e.microBatch}`);
       patch('training', { history: s.training.history.slice(0, e.fromEpoch) });

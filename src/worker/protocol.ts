@@ -5,7 +5,10 @@
  * send `event`s (progress) in between.
  */
 import type { EpochReport } from '../core/train/checkpoint';
+import type { CompareRun } from '../core/train/compare';
 import type { TrainConfig } from '../core/train/config';
+import type { Cell, Grid } from '../core/train/search';
+import type { ProtocolSpec } from '../core/tuning/types';
 import type { Preprocessing, ViTConfig } from '../core/vit/config';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
@@ -66,14 +69,18 @@ export interface TrainOutcome {
   appliedLr: number;
   stopped: boolean;
   parameters: number;
+  /** e.g. "vpt-deep-10" and "VPT-deep (p=10)". */
+  protocol: string;
+  title: string;
 }
 
 export interface TaskInfo {
   id: string;
   name: string;
   classes: string[];
-  variant: string;
-  numPrompts: number;
+  /** e.g. "lora-4" and "LoRA (r=4)". */
+  protocol: string;
+  title: string;
   accuracy: number | null;
   fingerprint: string | null;
   warnings: string[];
@@ -92,6 +99,10 @@ export type Request =
   | { type: 'forgetTask'; taskId: string }
   | { type: 'classify'; image: Blob; taskIds: string[]; top: number }
   | { type: 'measure'; config: TrainConfig; classes: number }
+  /** Several protocols one after another on the same split and budget; `settings.lr` 0 = each protocol's default. */
+  | { type: 'compare'; settings: TrainConfig; specs: ProtocolSpec[]; seeds: number[]; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; fp16: boolean }
+  /** Grid search over lr x wd on a split of the training data, then the best retrained on all of it. */
+  | { type: 'search'; config: TrainConfig; grid: Grid; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; name: string }
   /** Fault injection for tests: lose the WebGPU device, or report an out-of-memory error to the detector. */
   | { type: 'injectFault'; kind: 'lost' | 'oom' };
 
@@ -106,6 +117,8 @@ export type Reply =
   | { type: 'forgetTask' }
   | { type: 'classify'; predictions: Prediction[]; preview: Thumb }
   | { type: 'measure'; msPerStep: number; microBatch: number }
+  | { type: 'compare'; runs: CompareRun[] }
+  | { type: 'search'; cells: Cell[]; best: Cell; outcome: TrainOutcome; rule: 'vtab' | 'fgvc'; tuneTrain: number; tuneVal: number }
   | { type: 'injectFault' };
 
 export type WorkerEvent =
@@ -116,7 +129,11 @@ export type WorkerEvent =
   | { type: 'checkpoint'; bytes: Uint8Array; epoch: number; epochs: number; fingerprint: string; classes: string[] }
   | { type: 'deviceError'; message: string }
   /** A device fault interrupted training: the backend is rebuilt and the run resumes from a checkpoint. */
-  | { type: 'recovering'; reason: string; fromEpoch: number; microBatch: number };
+  | { type: 'recovering'; reason: string; fromEpoch: number; microBatch: number }
+  | { type: 'compareStart'; protocol: string; title: string; seed: number; index: number; total: number }
+  | { type: 'compareRun'; run: CompareRun }
+  | { type: 'searchCell'; cell: Cell; index: number }
+  | { type: 'searchFinal'; best: Cell };
 
 export type ToWorker = { id: number; req: Request };
 

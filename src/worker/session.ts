@@ -9,26 +9,33 @@ import { prepare } from '../core/image/preprocess';
 import { checkTaskAgainstBackbone, readTask, writeTask, type BackboneRef, type TaskMeta } from '../core/io/task-file';
 import { inferRows } from '../core/train/evaluate';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, type EpochReport } from '../core/train/checkpoint';
-import { trainVpt, type TrainResult } from '../core/train/loop';
+import { compareProtocols } from '../core/train/compare';
+import { train as runTraining, type TrainData, type TrainHooks, type TrainResult } from '../core/train/loop';
+import { searchHyper } from '../core/train/search';
 import { restartBackend, webgpuDeviceLost } from './backend-chain';
 import { chooseMicroBatch } from '../core/train/memory';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
-import { disposeVars, initVpt, toVars, type VptState } from '../core/tuning/vpt';
+import { countTuned, disposeVars, initState, makeVars } from '../core/tuning/params';
+import { formatSpec, protocolOf, titleOf } from '../core/tuning/registry';
+import type { ProtocolSpec, TunedState } from '../core/tuning/types';
 import type { TrainConfig } from '../core/train/config';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../core/train/optimizer';
 import { Rng } from '../core/train/rng';
-import { vptParamGroups, vptStep } from '../core/train/step';
+import { forwardOf, optimizerStep, paramGroups } from '../core/train/step';
 import { loadBackbone, type Backbone } from '../core/vit/load';
 import type { Preprocessing } from '../core/vit/config';
 import { FrozenViT } from '../core/vit/model';
 import { countParams } from '../core/vit/weights';
 import { decodeBlob, thumbOf } from './decode';
-import type { BackboneSummary, BackendInfo, Prediction, Reply, Request, TaskInfo, WorkerEvent } from './protocol';
+import type { BackboneSummary, BackendInfo, Prediction, Reply, Request, TaskInfo, TrainOutcome, WorkerEvent } from './protocol';
 import { loadDataset, makeSplits, type StudioDataset } from './studio-data';
 
 class DeviceFault extends Error {}
 
-interface HeldTask { state: VptState; meta: TaskMeta; name: string }
+interface HeldTask { state: TunedState; meta: TaskMeta; name: string }
+
+/** Prompt tokens a protocol adds to the sequence (activation size). */
+const extraTokens = (s: ProtocolSpec) => (s.name.startsWith('vpt-') ? s.n : 0);
 
 export class Session {
   private backbone: Backbone | null = null;
@@ -82,6 +89,8 @@ export class Session {
       case 'forgetTask': this.tasks.delete(req.taskId); return { type: 'forgetTask' };
       case 'classify': return this.classify(req.image, req.taskIds, req.top);
       case 'measure': return this.measure(req.config, req.classes);
+      case 'compare': return this.compare(req);
+      case 'search': return this.search(req);
       case 'injectFault': {
         if (req.kind === 'oom') this.deviceError('WebGPU error: Out of memory (injected)');
         else (tf.backend() as unknown as { device?: { destroy(): void } }).device?.destroy();
@@ -116,27 +125,38 @@ export class Session {
     if (!this.dataset) throw new VptError('dataset', 'load a dataset first');
     const resume = req.resume ? readCheckpoint(new Uint8Array(req.resume), 'saved run') : undefined;
     // A resumed run keeps its own settings.
-    const cfg = { ...(resume ? resume.config : req.config) };
+    const cfg = this.withMicroBatch({ ...(resume ? resume.config : req.config) });
     const data = makeSplits(this.dataset, req.edits, req.split, cfg.valSplit, cfg.seed);
-    const maxBinding = this.info?.limits.maxStorageBufferBindingSize;
-    if (!cfg.microBatch) cfg.microBatch = chooseMicroBatch(b.weights.config, cfg.numPrompts, cfg.batch, maxBinding);
     this.stopRequested = false;
-    const result = await this.trainWithRecovery(b, data, cfg, resume);
+    const result = await this.trainWithRecovery(b, data, cfg, {}, true, resume);
+    return { type: 'train', outcome: await this.keepTask(result, data, cfg, req.name) };
+  }
+
+  private withMicroBatch(cfg: TrainConfig): TrainConfig {
+    const { b } = this.need();
+    if (!cfg.microBatch) cfg.microBatch = chooseMicroBatch(b.weights.config, extraTokens(cfg.protocol), cfg.batch, this.info?.limits.maxStorageBufferBindingSize);
+    return cfg;
+  }
+
+  /** Hold a trained state as a task and describe it for the page (validation predictions included). */
+  private async keepTask(result: TrainResult, data: TrainData, cfg: TrainConfig, name: string): Promise<TrainOutcome> {
+    const { b } = this.need();
     const taskId = `t${this.nextTask++}`;
     const v = result.validation;
     const meta: TaskMeta = {
       classes: data.classes, backbone: this.backboneRef(b), preprocessing: b.preprocessing,
-      training: { ...cfg, lr_per_256: cfg.lr, lr_applied: result.appliedLr, best_epoch: result.bestEpoch, epochs_run: result.history.length, backend: tf.getBackend(), train_images: data.train.length, val_images: data.val.length },
+      training: { ...cfg, protocol: formatSpec(cfg.protocol), lr_per_256: cfg.lr, lr_applied: result.appliedLr, best_epoch: result.bestEpoch, epochs_run: result.history.length, backend: tf.getBackend(), train_images: data.train.length, val_images: data.val.length },
       metrics: v ? { accuracy: v.accuracy, per_class: v.perClass, split: 'validation', count: v.count } : {},
     };
-    this.tasks.set(taskId, { state: result.state, meta, name: req.name });
+    this.tasks.set(taskId, { state: result.state, meta, name });
     // Per-example predictions on validation, for the confusion matrix's images and the mistakes gallery.
-    const examples: Extract<Reply, { type: 'train' }>['outcome']['examples'] = [];
+    const examples: TrainOutcome['examples'] = [];
     if (data.val.length) {
-      const vars = toVars(result.state, false);
+      const proto = protocolOf(result.state.protocol.name);
+      // this.model, not one taken earlier: a device fault during training rebuilds the model.
+      const vars = makeVars(proto, result.state, b.weights.config, false);
       try {
-        // this.model, not the `m` taken above: a device fault during training rebuilds the model.
-        const { values, cols } = await inferRows(this.model!, vars, data.val.map((e) => e.image), b.preprocessing, cfg.batch);
+        const { values, cols } = await inferRows(this.model!, { proto, vars }, data.val.map((e) => e.image), b.preprocessing, cfg.batch);
         const probs = softmaxRows(values, data.val.length, cols);
         const pred = argmaxRows(values, data.val.length, cols);
         data.val.forEach((e, i) => examples.push({ label: e.label, predicted: pred[i], confidence: probs[i * cols + pred[i]], path: e.name, thumb: thumbOf(e.image) }));
@@ -144,34 +164,69 @@ export class Session {
         disposeVars(vars);
       }
     }
-    const d = b.weights.config.hiddenSize;
     return {
-      type: 'train', outcome: {
-        taskId, bestEpoch: result.bestEpoch, history: result.history, classes: data.classes, appliedLr: result.appliedLr, stopped: result.stopped,
-        validation: v ? { accuracy: v.accuracy, perClass: v.perClass, confusion: v.confusion, count: v.count } : null,
-        examples, parameters: result.state.prompts.length + data.classes.length * (d + 1),
-      },
+      taskId, bestEpoch: result.bestEpoch, history: result.history, classes: data.classes, appliedLr: result.appliedLr, stopped: result.stopped,
+      validation: v ? { accuracy: v.accuracy, perClass: v.perClass, confusion: v.confusion, count: v.count } : null,
+      examples, parameters: countTuned(result.state), protocol: formatSpec(result.state.protocol), title: titleOf(result.state.protocol),
     };
+  }
+
+  /** Protocols one after another on one split; each run recovers from device faults like a single run. */
+  private async compare(req: Extract<Request, { type: 'compare' }>): Promise<Reply> {
+    const { b } = this.need();
+    if (!this.dataset) throw new VptError('dataset', 'load a dataset first');
+    const data = makeSplits(this.dataset, req.edits, req.split, req.settings.valSplit, req.settings.seed);
+    this.stopRequested = false;
+    const { lr, microBatch, ...shared } = req.settings;
+    const settings = { ...shared, ...(lr > 0 ? { lr } : {}), microBatch };
+    const meta = { classes: data.classes, backbone: this.backboneRef(b), preprocessing: b.preprocessing };
+    const runs = await compareProtocols(
+      (d, cfg, hooks) => this.trainWithRecovery(b, d, this.withMicroBatch({ ...cfg }), hooks, false),
+      data, settings, req.specs, req.seeds,
+      (s) => writeTask(s, meta, { dtype: req.fp16 ? 'F16' : 'F32' }).byteLength,
+      {
+        onStart: (spec, seed, index, total) => this.emit({ type: 'compareStart', protocol: formatSpec(spec), title: titleOf(spec), seed, index, total }),
+        onRun: (run) => this.emit({ type: 'compareRun', run }),
+        shouldStop: () => this.stopRequested,
+      },
+    );
+    return { type: 'compare', runs };
+  }
+
+  private async search(req: Extract<Request, { type: 'search' }>): Promise<Reply> {
+    const { b } = this.need();
+    if (!this.dataset) throw new VptError('dataset', 'load a dataset first');
+    const cfg = this.withMicroBatch({ ...req.config });
+    const data = makeSplits(this.dataset, req.edits, req.split, cfg.valSplit, cfg.seed);
+    this.stopRequested = false;
+    const r = await searchHyper((d, c, hooks) => this.trainWithRecovery(b, d, c, hooks, false), data, cfg, req.grid, {
+      onCell: (cell, index) => this.emit({ type: 'searchCell', cell: { ...cell }, index }),
+      onFinalStart: (best) => this.emit({ type: 'searchFinal', best }),
+      shouldStop: () => this.stopRequested,
+    });
+    const outcome = await this.keepTask(r.final, data, { ...cfg, lr: r.best.lr, weightDecay: r.best.wd }, req.name);
+    return { type: 'search', cells: r.cells, best: r.best, outcome, rule: r.split, tuneTrain: r.tuneTrain, tuneVal: r.tuneVal };
   }
 
   /**
    * Train; if the device is lost or runs out of memory, rebuild the backend and
    * the model, then resume from the last checkpoint with half the micro-batch.
    */
-  private async trainWithRecovery(b: Backbone, data: ReturnType<typeof makeSplits>, cfg: TrainConfig, resume?: Checkpoint): Promise<TrainResult> {
+  private async trainWithRecovery(b: Backbone, data: TrainData, cfg: TrainConfig, extra: TrainHooks, persist: boolean, resume?: Checkpoint): Promise<TrainResult> {
     let last: Checkpoint | undefined = resume;
     let attempts = 0;
-    const hooks = {
-      onEpoch: (report: EpochReport) => this.emit({ type: 'epoch', report }),
+    const hooks: TrainHooks = {
+      onEpoch: (report: EpochReport) => { extra.onEpoch?.(report); this.emit({ type: 'epoch', report }); },
       onStep: (step: number, total: number) => this.emit({ type: 'step', step, total }),
       gate: async () => {
         if (this.fault) throw new DeviceFault(this.fault);
         await (this.paused?.promise ?? Promise.resolve());
       },
-      shouldStop: () => this.stopRequested,
+      shouldStop: () => this.stopRequested || (extra.shouldStop?.() ?? false),
       onCheckpoint: (c: Checkpoint) => {
         last = c;
-        this.emit({ type: 'checkpoint', bytes: writeCheckpoint(c), epoch: c.epoch, epochs: c.config.epochs, fingerprint: c.fingerprint, classes: c.classes });
+        // Only single runs are offered for resuming after a reload; comparisons and searches recover in place.
+        if (persist) this.emit({ type: 'checkpoint', bytes: writeCheckpoint(c), epoch: c.epoch, epochs: c.config.epochs, fingerprint: c.fingerprint, classes: c.classes });
       },
     };
     this.training = true;
@@ -179,7 +234,7 @@ export class Session {
       this.fault = null;
       for (;;) {
         try {
-          return await trainVpt(this.model!, b.preprocessing, data, cfg, b.fingerprint, hooks, last);
+          return await runTraining(this.model!, b.preprocessing, data, cfg, b.fingerprint, hooks, last);
         } catch (e) {
           const msg = String((e as Error)?.message ?? e);
           const lost = await webgpuDeviceLost();
@@ -221,7 +276,7 @@ export class Session {
     const taskId = id ?? `t${this.nextTask++}`;
     this.tasks.set(taskId, { state: task.state, meta: { ...task.meta, preprocessing: task.meta.preprocessing ?? b.preprocessing }, name: name.replace(/\.vpt\.safetensors$|\.safetensors$/, '') });
     return {
-      id: taskId, name, classes: task.meta.classes, variant: task.state.variant, numPrompts: task.state.numPrompts,
+      id: taskId, name, classes: task.meta.classes, protocol: formatSpec(task.state.protocol), title: titleOf(task.state.protocol),
       accuracy: typeof task.meta.metrics?.accuracy === 'number' ? task.meta.metrics.accuracy : null,
       fingerprint: task.meta.backbone?.fingerprint ?? null, warnings: task.warnings,
     };
@@ -242,9 +297,10 @@ export class Session {
       const t = this.tasks.get(id);
       if (!t) throw new VptError('task', `task ${id} is not loaded`);
       const pre = t.meta.preprocessing ?? b.preprocessing;
-      const vars = toVars(t.state, false);
+      const proto = protocolOf(t.state.protocol.name);
+      const vars = makeVars(proto, t.state, b.weights.config, false);
       try {
-        const { values, cols } = await inferRows(m, vars, [input(pre)], pre, 1);
+        const { values, cols } = await inferRows(m, { proto, vars }, [input(pre)], pre, 1);
         const p = softmaxRows(values, 1, cols);
         const order = [...p.keys()].sort((x, y) => p[y] - p[x]).slice(0, top);
         predictions.push({ taskId: id, top: order.map((c) => ({ name: t.meta.classes[c], probability: p[c] })) });
@@ -261,14 +317,17 @@ export class Session {
   private async measure(cfg: TrainConfig, classes: number): Promise<Reply> {
     const { b, m } = this.need();
     const c = b.weights.config;
-    const microBatch = cfg.microBatch || chooseMicroBatch(c, cfg.numPrompts, cfg.batch, this.info?.limits.maxStorageBufferBindingSize);
+    const microBatch = cfg.microBatch || chooseMicroBatch(c, extraTokens(cfg.protocol), cfg.batch, this.info?.limits.maxStorageBufferBindingSize);
     m.prepareBackward();
     const rng = new Rng(cfg.seed);
-    const vars = toVars(initVpt(c, cfg.variant, cfg.numPrompts, Math.max(2, classes), rng));
-    const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, vptParamGroups(vars, cfg.weightDecay));
+    const proto = protocolOf(cfg.protocol.name);
+    const vars = makeVars(proto, initState(proto, b.weights, cfg.protocol, Math.max(2, classes), rng), c);
+    const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, paramGroups(vars, cfg.weightDecay));
     const S = c.imageSize;
-    const batch = { images: Float32Array.from({ length: cfg.batch * S * S * 3 }, () => rng.uniform(-1, 1)), labels: new Int32Array(cfg.batch), weights: new Float32Array(cfg.batch).fill(1), size: cfg.batch };
-    const step = async () => { const r = vptStep(m, vars, opt, batch, 0, { microBatch, promptDropout: cfg.promptDropout, rng }); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
+    const batch = { inputs: Float32Array.from({ length: cfg.batch * S * S * 3 }, () => rng.uniform(-1, 1)), rowShape: [S, S, 3], labels: new Int32Array(cfg.batch), weights: new Float32Array(cfg.batch).fill(1), size: cfg.batch };
+    // Measures the uncached path: a head-only protocol's cached epochs are far faster than this.
+    const forward = forwardOf(m, proto, vars, { dropout: { rng, rate: cfg.promptDropout } });
+    const step = async () => { const r = optimizerStep(forward, vars, opt, batch, 0, microBatch); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
     try {
       await step();
       const t0 = performance.now();

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensors } from '../../src/core/io/safetensors';
 import { writeTask } from '../../src/core/io/task-file';
+import { fromVptState } from '../../src/core/tuning/prompt';
 import { caseTensor, FIX, NOTMNIST, readCase, relErr, TINY } from './helpers';
 
 const BIN = resolve(__dirname, '../../bin/vpt.js');
@@ -48,7 +49,7 @@ describe('vpt CLI', () => {
       headW: caseTensor(c, 'head.weight').data as Float32Array, headB: caseTensor(c, 'head.bias').data as Float32Array,
     };
     const task = join(tmp, 'official.safetensors');
-    writeFileSync(task, writeTask(state, { classes: ['a', 'b', 'c', 'd', 'e'] }, { naming: 'official' }));
+    writeFileSync(task, writeTask(fromVptState(state), { classes: ['a', 'b', 'c', 'd', 'e'] }, { naming: 'official' }));
     const r = vpt('predict', '--backbone', join(FIX, 'backbone.npz'), '--task', task, '--tensors', join(FIX, 'case.safetensors'), '--key', 'input.images_nchw', '--json');
     expect(r.code).toBe(0);
     expect(r.err).toMatch(/no backbone fingerprint/);

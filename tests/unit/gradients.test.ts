@@ -16,7 +16,7 @@ const get = (n: string) => caseTensor(c, n).data as Float32Array;
 function batchFromCase(): HostBatch {
   const t = caseTensor(c, 'input.images_nchw');
   const [B, C, H, W] = t.shape;
-  return { images: nchwToNhwc(t.data as Float32Array, B, C, H, W), labels: Int32Array.from(caseTensor(c, 'input.labels').data), weights: new Float32Array(B).fill(1), size: B };
+  return { inputs: nchwToNhwc(t.data as Float32Array, B, C, H, W), rowShape: [H, W, C], labels: Int32Array.from(caseTensor(c, 'input.labels').data), weights: new Float32Array(B).fill(1), size: B };
 }
 
 function state(variant: Variant): VptState {

@@ -10,7 +10,7 @@ import { useBackend } from '../../src/cli/backend';
 import { loadExamples, readLayout } from '../../src/cli/node-io';
 import { resolveTrainConfig } from '../../src/core/train/config';
 import type { Example } from '../../src/core/train/evaluate';
-import { evaluateState, trainVpt } from '../../src/core/train/loop';
+import { evaluateState, train as trainVpt } from '../../src/core/train/loop';
 import type { Preprocessing } from '../../src/core/vit/config';
 import type { Backbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
@@ -39,7 +39,7 @@ beforeAll(async () => {
 describe.each(['deep', 'shallow'] as const)('VPT-%s on notMNIST letters', (variant) => {
   it('reaches test accuracy far above chance, leaking nothing', async () => {
     const before = tf.memory().numTensors;
-    const cfg = resolveTrainConfig({ variant, numPrompts: 5, epochs: 8, batch: 30, lr: 8, weightDecay: 1e-4, valSplit: 0, warmupEpochs: 1, seed: 7 });
+    const cfg = resolveTrainConfig({ protocol: { name: `vpt-${variant}`, n: 5 }, epochs: 8, batch: 30, lr: 8, weightDecay: 1e-4, valSplit: 0, warmupEpochs: 1, seed: 7 });
     const r = await trainVpt(model, pre, { train, val: [], classes }, cfg, b.fingerprint);
     const ev = await evaluateState(model, r.state, test, classes, pre, 40);
     console.log(`VPT-${variant}: test accuracy ${(100 * ev.accuracy).toFixed(1)}% on ${ev.count}; losses ${r.history.map((h) => h.loss.toFixed(2)).join(' ')}; ${r.history.at(-1)!.imagesPerSecond.toFixed(0)} img/s`);

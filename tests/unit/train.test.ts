@@ -6,10 +6,11 @@ import type { RgbImage } from '../../src/core/image/resize';
 import { readCheckpoint, writeCheckpoint, type Checkpoint } from '../../src/core/train/checkpoint';
 import { resolveTrainConfig } from '../../src/core/train/config';
 import { inferRows, type Example } from '../../src/core/train/evaluate';
-import { evaluateState, trainVpt } from '../../src/core/train/loop';
+import { evaluateState, train as trainVpt } from '../../src/core/train/loop';
 import { Rng } from '../../src/core/train/rng';
 import { vptGradients, type HostBatch } from '../../src/core/train/step';
 import { disposeVars, initVpt, toVars } from '../../src/core/tuning/vpt';
+import type { TunedState } from '../../src/core/tuning/types';
 import type { Preprocessing } from '../../src/core/vit/config';
 import type { Backbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
@@ -28,6 +29,9 @@ function synthetic(n: number, seed: number): Example[] {
     return { image: { width: 32, height: 32, data } as RgbImage, label, name: `s${i}` };
   });
 }
+
+const P = (s: TunedState) => s.params.get('prompts')!.data;
+const W = (s: TunedState) => s.params.get('head.weight')!.data;
 
 let b: Backbone;
 let model: FrozenViT;
@@ -50,7 +54,7 @@ describe('training', () => {
     const images = new Float32Array(4 * 32 * 32 * 3);
     const { fillBatch } = await import('../../src/core/train/evaluate');
     images.set(fillBatch(ex.map((e) => e.image), pre, 4));
-    const batch: HostBatch = { images, labels: Int32Array.from(ex.map((e) => e.label)), weights: new Float32Array(4).fill(1), size: 4 };
+    const batch: HostBatch = { inputs: images, rowShape: [32, 32, 3], labels: Int32Array.from(ex.map((e) => e.label)), weights: new Float32Array(4).fill(1), size: 4 };
     const opts = { microBatch: 4, promptDropout: 0, rng: new Rng(0) };
     const vars = toVars(s);
     const { loss, correct, grads } = vptGradients(model, vars, batch, opts);
@@ -82,11 +86,11 @@ describe('training', () => {
     const f0 = await model.features(x).data();
     const weightsBefore = b.weights.blocks.map((blk) => Float32Array.from(blk.qkvW));
     const before = tf.memory().numTensors;
-    const cfg = resolveTrainConfig({ epochs: 6, batch: 8, lr: 0.25, numPrompts: 2, valSplit: 0, seed: 3 });
+    const cfg = resolveTrainConfig({ epochs: 6, batch: 8, lr: 0.25, protocol: { name: 'vpt-deep', n: 2 }, valSplit: 0, seed: 3 });
     const r1 = await trainVpt(model, pre, data(), cfg, b.fingerprint);
     expect(tf.memory().numTensors).toBe(before);
     const r2 = await trainVpt(model, pre, data(), cfg, b.fingerprint);
-    expect(Array.from(r2.state.prompts)).toEqual(Array.from(r1.state.prompts));
+    expect(Array.from(P(r2.state))).toEqual(Array.from(P(r1.state)));
     expect(r1.history.length).toBe(6);
     // The fixture backbone is random (its features barely depend on the image), so
     // only the fitted loss is checked here; tests/unit/learning.test.ts checks accuracy on real data.
@@ -98,34 +102,34 @@ describe('training', () => {
   });
 
   it('resuming from a checkpoint gives the same result as an uninterrupted run', async () => {
-    const cfg = resolveTrainConfig({ epochs: 3, batch: 8, lr: 10, numPrompts: 2, seed: 11, valSplit: 0, optimizer: 'sgd', promptDropout: 0.1, augment: true });
+    const cfg = resolveTrainConfig({ epochs: 3, batch: 8, lr: 10, protocol: { name: 'vpt-deep', n: 2 }, seed: 11, valSplit: 0, optimizer: 'sgd', promptDropout: 0.1, augment: true });
     const cps: Checkpoint[] = [];
     const full = await trainVpt(model, pre, data(), cfg, b.fingerprint, { onCheckpoint: (c) => { cps.push(c); } });
     const saved = readCheckpoint(writeCheckpoint(cps[0]), 'ck.safetensors');
     expect(saved.epoch).toBe(1);
     const resumed = await trainVpt(model, pre, data(), cfg, b.fingerprint, {}, saved);
-    expect(Array.from(resumed.state.prompts)).toEqual(Array.from(full.state.prompts));
-    expect(Array.from(resumed.state.headW)).toEqual(Array.from(full.state.headW));
+    expect(Array.from(P(resumed.state))).toEqual(Array.from(P(full.state)));
+    expect(Array.from(W(resumed.state))).toEqual(Array.from(W(full.state)));
     expect(resumed.history.map((h) => h.loss)).toEqual(full.history.map((h) => h.loss));
   });
 
   it('AdamW and VPT-shallow train too; the best validation epoch is kept', async () => {
-    const cfg = resolveTrainConfig({ epochs: 4, batch: 8, numPrompts: 3, variant: 'shallow', optimizer: 'adamw', lr: 0.5, seed: 1 });
+    const cfg = resolveTrainConfig({ epochs: 4, batch: 8, protocol: { name: 'vpt-shallow', n: 3 }, optimizer: 'adamw', lr: 0.5, seed: 1 });
     const r = await trainVpt(model, pre, data(), cfg, b.fingerprint);
     const bestAcc = Math.max(...r.history.map((h) => h.valAccuracy!));
     expect(r.bestValAccuracy).toBe(bestAcc);
     expect(r.history[r.bestEpoch - 1].valAccuracy).toBe(bestAcc);
-    expect(r.state.prompts.length).toBe(3 * 48);
+    expect(P(r.state).length).toBe(3 * 48);
     const ev = await evaluateState(model, r.state, data().val, classes, pre, 8);
     expect(ev.accuracy).toBe(bestAcc);
   });
 
   it('stops on request and refuses NaN losses with advice', async () => {
     let calls = 0;
-    const r = await trainVpt(model, pre, data(), resolveTrainConfig({ epochs: 5, batch: 8, numPrompts: 1, valSplit: 0 }), b.fingerprint, { shouldStop: () => ++calls >= 2 });
+    const r = await trainVpt(model, pre, data(), resolveTrainConfig({ epochs: 5, batch: 8, protocol: { name: 'vpt-deep', n: 1 }, valSplit: 0 }), b.fingerprint, { shouldStop: () => ++calls >= 2 });
     expect(r.stopped).toBe(true);
     expect(r.history.length).toBe(1);
-    await expect(trainVpt(model, pre, data(), resolveTrainConfig({ epochs: 2, batch: 8, numPrompts: 1, lr: 1e30, valSplit: 0 }), b.fingerprint)).rejects.toThrow(/lower learning rate/);
+    await expect(trainVpt(model, pre, data(), resolveTrainConfig({ epochs: 2, batch: 8, protocol: { name: 'vpt-deep', n: 1 }, lr: 1e30, valSplit: 0 }), b.fingerprint)).rejects.toThrow(/lower learning rate/);
   });
 
   it('inference pads the last batch and leaks nothing', async () => {

@@ -1,11 +1,15 @@
 /** Pieces shared by the CLI commands. */
 import { readFileSync } from 'node:fs';
 import { VptError } from '../../core/errors';
-import { checkTaskAgainstBackbone, readTask, type Task } from '../../core/io/task-file';
+import { checkTaskAgainstBackbone, readTask, type BackboneRef, type Task } from '../../core/io/task-file';
+import type { TrainConfig } from '../../core/train/config';
+import type { Example } from '../../core/train/evaluate';
+import type { TrainData } from '../../core/train/loop';
+import { splitTrainVal } from '../../core/train/split';
 import type { Preprocessing } from '../../core/vit/config';
 import type { Backbone } from '../../core/vit/load';
 import { oneOf, triple, type Parsed } from '../args';
-import { readBytes } from '../node-io';
+import { loadExamples, readBytes, readLayout } from '../node-io';
 
 export const log = (msg: string) => process.stderr.write(msg + '\n');
 
@@ -36,4 +40,42 @@ export function classesFlag(p: Parsed): string[] | undefined {
   if (typeof v !== 'string') return undefined;
   if (v.startsWith('@')) return readFileSync(v.slice(1), 'utf8').split('\n').map((s) => s.trim()).filter(Boolean);
   return v.split(',').map((s) => s.trim());
+}
+
+/** What a task file records about its backbone. */
+export function backboneRef(b: Backbone): BackboneRef {
+  const c = b.weights.config;
+  return {
+    name: b.name.split(/[\\/]/).slice(-2).join('/'), architecture: b.architecture, fingerprint: b.fingerprint,
+    hidden_size: c.hiddenSize, num_layers: c.numLayers, patch_size: c.patchSize, image_size: c.imageSize,
+  };
+}
+
+/**
+ * Training and validation examples from a data folder: its own val split
+ * when it has one, else `cfg.valSplit` of train (stratified, seeded).
+ * Skipped files are logged; classes without images are an error.
+ */
+export function loadTrainData(dataDir: string, pre: Preprocessing, cfg: Pick<TrainConfig, 'valSplit' | 'seed'>): TrainData {
+  const layout = readLayout(dataDir);
+  const trainSet = loadExamples(dataDir, layout, 'train', pre);
+  let val: Example[] = [];
+  let trainEx = trainSet.examples;
+  const skipped = [...trainSet.skipped];
+  if (layout.kind === 'split' && layout.splits.val) {
+    const v = loadExamples(dataDir, layout, 'val', pre);
+    val = v.examples;
+    skipped.push(...v.skipped);
+  } else if (cfg.valSplit > 0) {
+    const s = splitTrainVal(trainEx.map((e) => e.label), cfg.valSplit, cfg.seed);
+    val = s.val.map((i) => trainEx[i]);
+    trainEx = s.train.map((i) => trainEx[i]);
+  }
+  for (const s of [...layout.skipped, ...skipped]) log(`skipped: ${dataDir}/${s.path}: ${s.reason}`);
+  const classes = trainSet.classes;
+  if (classes.length < 2) throw new VptError(dataDir, `needs at least 2 class folders, found ${classes.length}`);
+  const counts = classes.map((_, i) => trainEx.filter((e) => e.label === i).length);
+  const empty = classes.filter((_, i) => counts[i] === 0);
+  if (empty.length) throw new VptError(dataDir, `class folder(s) without usable training images: ${empty.join(', ')}`);
+  return { train: trainEx, val, classes };
 }

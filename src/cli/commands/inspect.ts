@@ -2,7 +2,9 @@
 import { dirname, join } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import { readTensorFile } from '../../core/vit/load';
-import { isTaskTensors, readTask } from '../../core/io/task-file';
+import { isTaskFile, readTask } from '../../core/io/task-file';
+import { formatSpec } from '../../core/tuning/registry';
+import { countTuned } from '../../core/tuning/params';
 import { countParams } from '../../core/vit/weights';
 import { UsageError, type Parsed } from '../args';
 import { loadBackboneFromPath, readBytes } from '../node-io';
@@ -18,11 +20,11 @@ export async function inspect(p: Parsed): Promise<void> {
   let out: Record<string, unknown>;
   if (metadata.get('format') === 'vpt-checkpoint') {
     out = { file, kind: 'checkpoint', bytes: bytes.byteLength, metadata: md, tensors: list };
-  } else if (isTaskTensors(tensors)) {
+  } else if (isTaskFile(tensors, metadata)) {
     const task = readTask(bytes, file);
     out = {
-      file, kind: 'task', bytes: bytes.byteLength, naming: task.naming, variant: task.state.variant,
-      num_prompts: task.state.numPrompts, classes: task.meta.classes, backbone: task.meta.backbone ?? null,
+      file, kind: 'task', bytes: bytes.byteLength, naming: task.naming, protocol: formatSpec(task.state.protocol),
+      tuned_params: countTuned(task.state), classes: task.meta.classes, backbone: task.meta.backbone ?? null,
       warnings: task.warnings, metadata: md, tensors: list,
     };
   } else {

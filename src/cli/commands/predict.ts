@@ -7,7 +7,8 @@ import { prepare } from '../../core/image/preprocess';
 import { readSafetensors } from '../../core/io/safetensors';
 import { inferRows, inferTensor } from '../../core/train/evaluate';
 import { argmaxRows, softmaxRows } from '../../core/train/metrics';
-import { disposeVars, toVars } from '../../core/tuning/vpt';
+import { disposeVars, makeVars } from '../../core/tuning/params';
+import { protocolOf } from '../../core/tuning/registry';
 import { FrozenViT } from '../../core/vit/model';
 import { num, str, UsageError, type Parsed } from '../args';
 import { decodeImage, loadBackboneFromPath, readBytes, walk } from '../node-io';
@@ -49,7 +50,9 @@ export async function predict(p: Parsed): Promise<void> {
   const task = taskPath ? loadTaskFor(b, taskPath, classesFlag(p)) : null;
   const pre = preprocessingFromFlags(b, p, task?.meta.preprocessing);
   const model = new FrozenViT(b.weights);
-  const vars = task ? toVars(task.state, false) : null;
+  const proto = task ? protocolOf(task.state.protocol.name) : null;
+  const vars = task ? makeVars(proto!, task.state, b.weights.config, false) : null;
+  const tuned = vars ? { proto: proto!, vars } : null;
   try {
     let inputs: (string | number)[];
     let res: { values: Float32Array; cols: number };
@@ -58,13 +61,13 @@ export async function predict(p: Parsed): Promise<void> {
       if (!key) throw new UsageError('--tensors needs --key NAME');
       const { nhwc, n } = readNchw(tensors, key, b.weights.config.imageSize);
       inputs = Array.from({ length: n }, (_, i) => i);
-      res = await inferTensor(model, vars, nhwc, n);
+      res = await inferTensor(model, tuned, nhwc, n);
     } else {
       const paths = imagePaths(images!);
       if (!paths.length) throw new VptError(images!.join(' '), 'no images to classify');
       const imgs = paths.map((f) => prepare(decodeImage(readBytes(f), f), pre));
       inputs = paths;
-      res = await inferRows(model, vars, imgs, pre, num(p, 'batch', true) ?? 16);
+      res = await inferRows(model, tuned, imgs, pre, num(p, 'batch', true) ?? 16);
     }
     const n = inputs.length;
     const rows = (a: Float32Array) => Array.from({ length: n }, (_, i) => Array.from(a.subarray(i * res.cols, (i + 1) * res.cols)));

@@ -6,7 +6,7 @@
 import { VptError } from '../errors';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import type { TensorMap } from '../io/tensor-map';
-import type { VptState } from '../tuning/vpt';
+import type { Params, TunedState } from '../tuning/types';
 import type { TrainConfig } from './config';
 import type { OptimizerState } from './optimizer';
 import type { RngState } from './rng';
@@ -28,28 +28,47 @@ export interface Checkpoint {
   /** Epochs completed. */
   epoch: number;
   step: number;
-  state: VptState;
+  state: TunedState;
   optimizer: OptimizerState;
   rng: RngState;
-  best: { epoch: number; valAccuracy: number; state: VptState } | null;
+  best: { epoch: number; valAccuracy: number; state: TunedState } | null;
   history: EpochReport[];
 }
 
 const FORMAT = 'vpt-checkpoint';
 
-function putState(t: TensorMap, prefix: string, s: VptState) {
-  t.set(`${prefix}prompts`, { dtype: 'F32', shape: [s.prompts.length], data: s.prompts });
-  t.set(`${prefix}head.weight`, { dtype: 'F32', shape: [s.headW.length], data: s.headW });
-  t.set(`${prefix}head.bias`, { dtype: 'F32', shape: [s.headB.length], data: s.headB });
+function putState(t: TensorMap, prefix: string, s: TunedState) {
+  for (const [name, p] of s.params) t.set(prefix + name, { dtype: 'F32', shape: [p.data.length], data: p.data });
 }
 
-function getState(t: TensorMap, prefix: string, like: Omit<VptState, 'prompts' | 'headW' | 'headB'>, file: string): VptState {
-  const g = (k: string) => {
-    const x = t.get(prefix + k);
-    if (!x || !(x.data instanceof Float32Array)) throw new VptError(file, `checkpoint lacks ${prefix + k}`);
-    return x.data;
+/** What a checkpoint says about its state besides the arrays. */
+interface StateShape { protocol: TunedState['protocol']; numClasses: number; hiddenSize: number; shapes: Record<string, number[]> }
+
+function shapeOf(s: TunedState): StateShape {
+  return { protocol: s.protocol, numClasses: s.numClasses, hiddenSize: s.hiddenSize, shapes: Object.fromEntries([...s.params].map(([k, p]) => [k, p.shape])) };
+}
+
+/** Checkpoints written before protocols existed held VPT state only. */
+function upgradeShape(raw: Record<string, unknown>): StateShape {
+  if ('protocol' in raw) return raw as unknown as StateShape;
+  const v = raw as { variant: 'deep' | 'shallow'; numPrompts: number; numClasses: number; hiddenSize: number };
+  const d = v.hiddenSize;
+  return {
+    protocol: { name: `vpt-${v.variant}`, n: v.numPrompts }, numClasses: v.numClasses, hiddenSize: d,
+    shapes: { prompts: [-1, v.numPrompts, d], 'head.weight': [v.numClasses, d], 'head.bias': [v.numClasses] },
   };
-  return { ...like, prompts: g('prompts'), headW: g('head.weight'), headB: g('head.bias') };
+}
+
+function getState(t: TensorMap, prefix: string, like: StateShape, file: string): TunedState {
+  const params: Params = new Map();
+  for (const [name, shape0] of Object.entries(like.shapes)) {
+    const x = t.get(prefix + name);
+    if (!x || !(x.data instanceof Float32Array)) throw new VptError(file, `checkpoint lacks ${prefix + name}`);
+    const rest = shape0.slice(1).reduce((a, b) => a * b, 1);
+    const shape = shape0[0] === -1 ? [x.data.length / rest, ...shape0.slice(1)] : shape0;
+    params.set(name, { shape, data: x.data });
+  }
+  return { protocol: like.protocol, numClasses: like.numClasses, hiddenSize: like.hiddenSize, params };
 }
 
 export function writeCheckpoint(c: Checkpoint): Uint8Array {
@@ -59,11 +78,10 @@ export function writeCheckpoint(c: Checkpoint): Uint8Array {
   for (const [name, slots] of Object.entries(c.optimizer.slots)) {
     slots.forEach((a, i) => t.set(`optimizer.${name}.${i}`, { dtype: 'F32', shape: [a.length], data: a }));
   }
-  const { prompts: _p, headW: _w, headB: _b, ...shape } = c.state;
   const meta = {
     format: FORMAT,
     config: JSON.stringify(c.config), classes: JSON.stringify(c.classes), fingerprint: c.fingerprint,
-    epoch: String(c.epoch), step: String(c.step), rng: JSON.stringify(c.rng), state_shape: JSON.stringify(shape),
+    epoch: String(c.epoch), step: String(c.step), rng: JSON.stringify(c.rng), state_shape: JSON.stringify(shapeOf(c.state)),
     optimizer_step: String(c.optimizer.step), optimizer_slots: JSON.stringify(Object.fromEntries(Object.entries(c.optimizer.slots).map(([k, v]) => [k, v.length]))),
     best: JSON.stringify(c.best ? { epoch: c.best.epoch, valAccuracy: c.best.valAccuracy } : null),
     history: JSON.stringify(c.history),
@@ -79,7 +97,7 @@ export function readCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
     if (s === undefined) throw new VptError(file, `checkpoint metadata lacks "${k}"`);
     try { return JSON.parse(s) as T; } catch { throw new VptError(file, `checkpoint metadata "${k}" is not valid JSON`); }
   };
-  const shape = j<Omit<VptState, 'prompts' | 'headW' | 'headB'>>('state_shape');
+  const shape = upgradeShape(j<Record<string, unknown>>('state_shape'));
   const bestInfo = j<{ epoch: number; valAccuracy: number } | null>('best');
   const slots: Record<string, Float32Array[]> = {};
   for (const [name, n] of Object.entries(j<Record<string, number>>('optimizer_slots'))) {
@@ -90,7 +108,7 @@ export function readCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
     });
   }
   return {
-    config: j('config'), classes: j('classes'), fingerprint: md.get('fingerprint') ?? '',
+    config: upgradeConfig(j('config')), classes: j('classes'), fingerprint: md.get('fingerprint') ?? '',
     epoch: Number(md.get('epoch')), step: Number(md.get('step')),
     state: getState(t, 'state.', shape, file),
     optimizer: { step: Number(md.get('optimizer_step')), slots },
@@ -98,4 +116,11 @@ export function readCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
     best: bestInfo ? { ...bestInfo, state: getState(t, 'best.', shape, file) } : null,
     history: j('history'),
   };
+}
+
+/** Configs written before protocols existed named the VPT variant and prompt count. */
+function upgradeConfig(raw: Record<string, unknown>): TrainConfig {
+  if ('protocol' in raw) return raw as unknown as TrainConfig;
+  const { variant, numPrompts, ...rest } = raw as { variant: 'deep' | 'shallow'; numPrompts: number };
+  return { ...(rest as unknown as TrainConfig), protocol: { name: `vpt-${variant}`, n: numPrompts }, cacheFeatures: true };
 }

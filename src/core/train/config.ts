@@ -1,12 +1,13 @@
 /** Training settings: one typed config, its defaults and its validation. */
 import { VptError } from '../errors';
-import type { Variant } from '../tuning/vpt';
+import { checkSpec } from '../tuning/registry';
+import type { ProtocolName, ProtocolSpec } from '../tuning/types';
 import type { OptimizerName } from './optimizer';
 import type { ScheduleUnit } from './schedule';
 
 export interface TrainConfig {
-  variant: Variant;
-  numPrompts: number;
+  /** The tuning protocol and its size (VPT: the number of prompts). */
+  protocol: ProtocolSpec;
   epochs: number;
   batch: number;
   /** Learning rate per 256 images; the applied rate is lr x batch / 256. */
@@ -21,16 +22,28 @@ export interface TrainConfig {
   seed: number;
   /** Images per forward/backward pass; 0 = the whole batch. Gradients accumulate exactly. */
   microBatch: number;
+  /** Head-only protocols without augmentation: compute each image's features once. */
+  cacheFeatures: boolean;
 }
 
 /** Per-256 defaults: SGD 1.0 (0.25 applied at batch 64), AdamW 0.004 (1e-3 applied). */
 export const DEFAULT_LR: Record<OptimizerName, number> = { sgd: 1.0, adamw: 0.004 };
 
+/**
+ * Protocols that change backbone weights themselves need far smaller rates
+ * than prompts or a head (the paper's grids find ~0.001-0.01 for Full).
+ */
+const LR_FACTOR: Partial<Record<ProtocolName, number>> = { full: 0.01, partial: 0.05 };
+
+export function defaultLr(optimizer: OptimizerName, protocol: ProtocolName): number {
+  return DEFAULT_LR[optimizer] * (LR_FACTOR[protocol] ?? 1);
+}
+
 /** Paper-like defaults (official VPT configs: SGD momentum 0.9, batch 64, 100 epochs, 10 warm-up). */
 export const DEFAULT_TRAIN: TrainConfig = {
-  variant: 'deep', numPrompts: 10, epochs: 100, batch: 64, lr: DEFAULT_LR.sgd, weightDecay: 1e-4,
+  protocol: { name: 'vpt-deep', n: 10 }, epochs: 100, batch: 64, lr: DEFAULT_LR.sgd, weightDecay: 1e-4,
   optimizer: 'sgd', warmupEpochs: 10, schedule: 'step', promptDropout: 0, valSplit: 0.1,
-  augment: false, seed: 42, microBatch: 0,
+  augment: false, seed: 42, microBatch: 0, cacheFeatures: true,
 };
 
 /** Fill unset fields: lr follows the optimiser, warm-up a tenth of the epochs. */
@@ -41,7 +54,7 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
     ...DEFAULT_TRAIN,
     ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)),
     optimizer, epochs,
-    lr: partial.lr ?? DEFAULT_LR[optimizer],
+    lr: partial.lr ?? defaultLr(optimizer, (partial.protocol ?? DEFAULT_TRAIN.protocol).name),
     warmupEpochs: partial.warmupEpochs ?? Math.round(epochs / 10),
   };
   validateTrainConfig(cfg);
@@ -50,8 +63,8 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
 
 export function validateTrainConfig(c: TrainConfig): void {
   const bad = (k: string, why: string) => { throw new VptError(`--${k}`, why); };
-  if (c.variant !== 'deep' && c.variant !== 'shallow') bad('variant', `"${c.variant}" is not deep or shallow`);
-  const posInt: [string, number][] = [['prompts', c.numPrompts], ['epochs', c.epochs], ['batch', c.batch]];
+  checkSpec(c.protocol);
+  const posInt: [string, number][] = [['epochs', c.epochs], ['batch', c.batch]];
   for (const [k, v] of posInt) if (!Number.isSafeInteger(v) || v < 1) bad(k, `${v} is not a positive integer`);
   if (!(c.lr > 0) || !Number.isFinite(c.lr)) bad('lr', `${c.lr} must be a positive number`);
   if (!(c.weightDecay >= 0)) bad('wd', `${c.weightDecay} must be >= 0`);

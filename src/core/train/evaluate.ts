@@ -1,11 +1,12 @@
-/** Batched inference over prepared examples, with fixed batch shapes. */
+/** Batched inference over prepared examples or cached feature rows, with fixed batch shapes. */
 import * as tf from '@tensorflow/tfjs';
 import { toInput } from '../image/preprocess';
 import type { RgbImage } from '../image/resize';
-import { head, vptFeatures, type VptVars } from '../tuning/vpt';
+import type { Protocol, Vars } from '../tuning/types';
 import type { Preprocessing } from '../vit/config';
 import type { FrozenViT } from '../vit/model';
 import type { Rng } from './rng';
+import { forwardOf, type Forward } from './step';
 
 /** An image already resized by `prepare`, with its label. */
 export interface Example { image: RgbImage; label: number; name: string }
@@ -18,36 +19,57 @@ export function fillBatch(ex: RgbImage[], p: Preprocessing, B: number, augment?:
   return buf;
 }
 
+/** A trained protocol's live variables, ready for inference. */
+export interface Tuned { proto: Protocol; vars: Vars }
+
 /**
- * Logits [N, C] (or, without `vars`, plain features [N, d]) for images,
- * `batch` at a time; the last batch is padded so every call has one shape.
+ * Apply `forward` to n rows, `batch` at a time; the last batch is padded so
+ * every call has one shape. `fill(from, count, batch)` builds one input batch.
  */
-export async function inferRows(model: FrozenViT, vars: Pick<VptVars, 'variant' | 'prompts' | 'headW' | 'headB'> | null, images: RgbImage[], p: Preprocessing, batch: number): Promise<{ values: Float32Array; cols: number }> {
-  const S = p.size;
+export async function runRows(forward: Forward, fill: (from: number, count: number, batch: number) => tf.Tensor, n: number, batch: number): Promise<{ values: Float32Array; cols: number }> {
   const chunks: Float32Array[] = [];
   let cols = 0;
-  for (let from = 0; from < images.length; from += batch) {
-    const part = images.slice(from, from + batch);
-    const x = tf.tensor4d(fillBatch(part, p, batch), [batch, S, S, 3]);
-    const out = tf.tidy(() => (vars ? head(vptFeatures(model, vars, x), vars.headW, vars.headB) : model.encode(model.embed(x))));
+  for (let from = 0; from < n; from += batch) {
+    const count = Math.min(batch, n - from);
+    const x = fill(from, count, batch);
+    const out = tf.tidy(() => forward(x));
     cols = out.shape[1];
     const v = (await out.data()) as Float32Array;
-    chunks.push(v.subarray(0, part.length * cols));
+    chunks.push(v.subarray(0, count * cols));
     tf.dispose([x, out]);
   }
-  const values = new Float32Array(images.length * cols);
+  const values = new Float32Array(n * cols);
   let o = 0;
   for (const c of chunks) { values.set(c, o); o += c.length; }
   return { values, cols };
 }
 
+/** A forward for inference: a tuned protocol's logits, or plain backbone features. */
+export function inferenceForward(model: FrozenViT, tuned: Tuned | null): Forward {
+  if (!tuned) return (x) => model.tunedFeatures(x as tf.Tensor4D);
+  return forwardOf(model, tuned.proto, tuned.vars);
+}
+
+/** Logits [N, C] (or, with `tuned` null, plain features [N, d]) for images. */
+export async function inferRows(model: FrozenViT, tuned: Tuned | null, images: RgbImage[], p: Preprocessing, batch: number): Promise<{ values: Float32Array; cols: number }> {
+  const S = p.size;
+  const fill = (from: number, count: number, B: number) => tf.tensor4d(fillBatch(images.slice(from, from + count), p, B), [B, S, S, 3]);
+  return runRows(inferenceForward(model, tuned), fill, images.length, batch);
+}
+
+/** Logits from cached feature rows [N, d] through a head-only protocol. */
+export async function inferFromFeatures(tuned: Tuned, features: Float32Array, d: number, batch: number): Promise<{ values: Float32Array; cols: number }> {
+  const n = features.length / d;
+  const fill = (from: number, count: number, B: number) => {
+    const buf = new Float32Array(B * d);
+    buf.set(features.subarray(from * d, (from + count) * d));
+    return tf.tensor2d(buf, [B, d]);
+  };
+  return runRows((x) => tuned.proto.logits(x as tf.Tensor2D, tuned.vars), fill, n, batch);
+}
+
 /** Run inputs that are already normalised NHWC float32 (e.g. from PyTorch). */
-export async function inferTensor(model: FrozenViT, vars: Pick<VptVars, 'variant' | 'prompts' | 'headW' | 'headB'> | null, nhwc: Float32Array, n: number): Promise<{ values: Float32Array; cols: number }> {
+export async function inferTensor(model: FrozenViT, tuned: Tuned | null, nhwc: Float32Array, n: number): Promise<{ values: Float32Array; cols: number }> {
   const S = model.config.imageSize;
-  const x = tf.tensor4d(nhwc, [n, S, S, 3]);
-  const out = tf.tidy(() => (vars ? head(vptFeatures(model, vars, x), vars.headW, vars.headB) : model.encode(model.embed(x))));
-  const values = (await out.data()) as Float32Array;
-  const cols = out.shape[1];
-  tf.dispose([x, out]);
-  return { values, cols };
+  return runRows(inferenceForward(model, tuned), () => tf.tensor4d(nhwc, [n, S, S, 3]), n, n);
 }

@@ -1,22 +1,26 @@
 /**
- * The prompt-tuning run: epochs of shuffled fixed-shape batches, the
- * warm-up + cosine schedule, validation each epoch, the best epoch kept (as
- * the official trainer does), checkpoints as plain data, cancellation.
+ * The training run, for every protocol: epochs of shuffled fixed-shape
+ * batches, the warm-up + cosine schedule, validation each epoch, the best
+ * epoch kept (as the official trainer does), checkpoints as plain data,
+ * cancellation. Head-only protocols (Linear, Mlp) without augmentation
+ * compute each image's features once and train on those.
  * Readbacks are asynchronous and batched, never one per step.
  */
 import * as tf from '@tensorflow/tfjs';
 import { VptError } from '../errors';
-import { disposeVars, fromVars, initVpt, toVars, type VptState } from '../tuning/vpt';
+import { checkParams, countTuned, disposeVars, initState, makeVars, readVars } from '../tuning/params';
+import { protocolOf } from '../tuning/registry';
+import type { TunedState } from '../tuning/types';
 import type { Preprocessing } from '../vit/config';
 import type { FrozenViT } from '../vit/model';
 import type { Checkpoint, EpochReport } from './checkpoint';
 import type { TrainConfig } from './config';
-import { fillBatch, inferRows, type Example } from './evaluate';
+import { fillBatch, inferFromFeatures, inferRows, type Example, type Tuned } from './evaluate';
 import { argmaxRows, evaluatePredictions, type Evaluation } from './metrics';
 import { DEFAULT_OPTIMIZER, Optimizer } from './optimizer';
 import { Rng } from './rng';
 import { appliedLr, lrMultiplier } from './schedule';
-import { vptParamGroups, vptStep, type StepResult } from './step';
+import { forwardOf, optimizerStep, paramGroups, type StepResult } from './step';
 
 export interface TrainData { train: Example[]; val: Example[]; classes: string[] }
 
@@ -32,51 +36,89 @@ export interface TrainHooks {
 }
 
 export interface TrainResult {
-  state: VptState;
+  state: TunedState;
   bestEpoch: number;
   bestValAccuracy: number | null;
   validation: Evaluation | null;
   history: EpochReport[];
   appliedLr: number;
   stopped: boolean;
+  tunedParams: number;
+  /** Wall time of the whole run, feature caching included. */
+  seconds: number;
+  /** Peak tensor bytes during the first training step (tf.profile), backbone included; null when resumed. */
+  peakBytes: number | null;
+  /** Whether features were cached (head-only protocols). */
+  cached: boolean;
 }
 
-export async function evaluateState(model: FrozenViT, state: VptState, ex: Example[], classes: string[], p: Preprocessing, batch: number): Promise<Evaluation> {
-  const vars = toVars(state, false);
+/** Plain features [N, d] of images, for head-only protocols. */
+export async function featureRows(model: FrozenViT, images: Example[], p: Preprocessing, batch: number): Promise<Float32Array> {
+  return (await inferRows(model, null, images.map((e) => e.image), p, batch)).values;
+}
+
+async function evaluateTuned(model: FrozenViT, tuned: Tuned, ex: Example[], classes: string[], p: Preprocessing, batch: number, feats?: Float32Array): Promise<Evaluation> {
+  const { values, cols } = feats
+    ? await inferFromFeatures(tuned, feats, model.config.hiddenSize, batch)
+    : await inferRows(model, tuned, ex.map((e) => e.image), p, batch);
+  return evaluatePredictions(argmaxRows(values, ex.length, cols), ex.map((e) => e.label), classes);
+}
+
+export async function evaluateState(model: FrozenViT, state: TunedState, ex: Example[], classes: string[], p: Preprocessing, batch: number): Promise<Evaluation> {
+  const proto = protocolOf(state.protocol.name);
+  const vars = makeVars(proto, state, model.config, false);
   try {
-    const { values, cols } = await inferRows(model, vars, ex.map((e) => e.image), p, batch);
-    return evaluatePredictions(argmaxRows(values, ex.length, cols), ex.map((e) => e.label), classes);
+    return await evaluateTuned(model, { proto, vars }, ex, classes, p, batch);
   } finally {
     disposeVars(vars);
   }
 }
 
-export async function trainVpt(model: FrozenViT, p: Preprocessing, data: TrainData, cfg: TrainConfig, fingerprint: string, hooks: TrainHooks = {}, resume?: Checkpoint): Promise<TrainResult> {
+export async function train(model: FrozenViT, p: Preprocessing, data: TrainData, cfg: TrainConfig, fingerprint: string, hooks: TrainHooks = {}, resume?: Checkpoint): Promise<TrainResult> {
+  const t0 = performance.now();
   const C = data.classes.length;
   if (C < 2) throw new VptError('dataset', `needs at least 2 classes, found ${C}`);
   if (data.train.length === 0) throw new VptError('dataset', 'no training images');
   if (resume) {
     if (resume.fingerprint !== fingerprint) throw new VptError('--resume', 'checkpoint belongs to another backbone');
     if (JSON.stringify(resume.classes) !== JSON.stringify(data.classes)) throw new VptError('--resume', 'checkpoint was made for other classes');
+    if (JSON.stringify(resume.config.protocol) !== JSON.stringify(cfg.protocol)) throw new VptError('--resume', 'checkpoint was made with another protocol');
   }
+  const proto = protocolOf(cfg.protocol.name);
   const B = cfg.batch;
   const micro = cfg.microBatch > 0 ? Math.min(cfg.microBatch, B) : B;
   const stepsPerEpoch = Math.ceil(data.train.length / B);
   const totalSteps = stepsPerEpoch * cfg.epochs;
   const lr0 = appliedLr(cfg.lr, B);
   const rng = new Rng(resume ? resume.rng : cfg.seed);
-  const state0 = resume ? resume.state : initVpt(model.config, cfg.variant, cfg.numPrompts, C, rng);
-  const vars = toVars(state0);
-  const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, vptParamGroups(vars, cfg.weightDecay));
+  const state0 = resume ? resume.state : initState(proto, model.weights, cfg.protocol, C, rng);
+  if (resume) checkParams(proto, state0, model.config, '--resume');
+  const cached = proto.headOnly && !cfg.augment && cfg.cacheFeatures;
+  // Features are a pure function of the frozen backbone: computed once, they make head-only training take seconds.
+  const trainFeats = cached ? await featureRows(model, data.train, p, B) : null;
+  const valFeats = cached && data.val.length ? await featureRows(model, data.val, p, B) : undefined;
+  const d = model.config.hiddenSize;
+  const vars = makeVars(proto, state0, model.config);
+  const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, paramGroups(vars, cfg.weightDecay));
   if (resume) opt.importState(resume.optimizer);
-  model.prepareBackward();
+  if (!cached) model.prepareBackward();
+  const forward = forwardOf(model, proto, vars, { cached, dropout: { rng, rate: cfg.promptDropout } });
+  const tuned: Tuned = { proto, vars };
   const history: EpochReport[] = resume ? [...resume.history] : [];
   let best = resume?.best ?? null;
   let step = resume?.step ?? 0;
   let stopped = false;
+  let peakBytes: number | null = null;
+  const rowShape = cached ? [d] : [p.size, p.size, 3];
+  const batchInputs = (idx: number[]): Float32Array => {
+    if (!trainFeats) return fillBatch(idx.map((j) => data.train[j].image), p, B, cfg.augment ? rng : undefined);
+    const buf = new Float32Array(B * d);
+    idx.forEach((j, i) => buf.set(trainFeats.subarray(j * d, (j + 1) * d), i * d));
+    return buf;
+  };
   try {
     for (let epoch = resume ? resume.epoch : 0; epoch < cfg.epochs && !stopped; epoch++) {
-      const t0 = performance.now();
+      const te = performance.now();
       const order = rng.shuffle(data.train.map((_, i) => i));
       const pending: StepResult[] = [];
       let lossSum = 0, hitSum = 0, lr = 0, seen = 0;
@@ -92,9 +134,16 @@ export async function trainVpt(model: FrozenViT, p: Preprocessing, data: TrainDa
         const labels = new Int32Array(B);
         const weights = new Float32Array(B);
         idx.forEach((j, i) => { labels[i] = data.train[j].label; weights[i] = 1; });
-        const images = fillBatch(idx.map((j) => data.train[j].image), p, B, cfg.augment ? rng : undefined);
+        const batch = { inputs: batchInputs(idx), rowShape, labels, weights, size: B };
         lr = lr0 * lrMultiplier(cfg.schedule, step, stepsPerEpoch, cfg.warmupEpochs, cfg.epochs);
-        pending.push(vptStep(model, vars, opt, { images, labels, weights, size: B }, lr, { microBatch: micro, promptDropout: cfg.promptDropout, rng }));
+        const run = () => optimizerStep(forward, vars, opt, batch, lr, micro);
+        if (step === 0) {
+          // The first step's peak, measured once: tf.profile tracks every allocation.
+          let r!: StepResult;
+          const info = await tf.profile(() => { r = run(); return [r.loss, r.correct]; });
+          peakBytes = info.peakBytes;
+          pending.push(r);
+        } else pending.push(run());
         step++;
         seen += idx.length;
         if (pending.length >= 8) await drain();
@@ -103,15 +152,15 @@ export async function trainVpt(model: FrozenViT, p: Preprocessing, data: TrainDa
         if (hooks.shouldStop?.()) { stopped = true; break; }
       }
       await drain();
-      const seconds = (performance.now() - t0) / 1000;
-      const state = await fromVars(vars, { numPrompts: cfg.numPrompts, numClasses: C, hiddenSize: model.config.hiddenSize });
+      const seconds = (performance.now() - te) / 1000;
       if (!Number.isFinite(lossSum)) throw new VptError('training', `loss became ${lossSum} in epoch ${epoch + 1}: try a lower learning rate (--lr)`);
+      const state = await readVars(proto, vars, state0, model.config);
       let valAcc: number | null = null;
-      if (data.val.length) valAcc = (await evaluateState(model, state, data.val, data.classes, p, B)).accuracy;
+      if (data.val.length) valAcc = (await evaluateTuned(model, tuned, data.val, data.classes, p, B, valFeats)).accuracy;
       // Keep the best epoch on validation (strictly better, as the official trainer); without validation, the last.
       if (!best || valAcc === null || valAcc > best.valAccuracy) best = { epoch: epoch + 1, valAccuracy: valAcc ?? 0, state };
       const report: EpochReport = {
-        epoch: epoch + 1, loss: lossSum / Math.max(1, Math.ceil(seen / B)) , trainAccuracy: hitSum / Math.max(1, seen),
+        epoch: epoch + 1, loss: lossSum / Math.max(1, Math.ceil(seen / B)), trainAccuracy: hitSum / Math.max(1, seen),
         valAccuracy: valAcc, lr, imagesPerSecond: seen / Math.max(seconds, 1e-9), seconds,
       };
       history.push(report);
@@ -128,6 +177,13 @@ export async function trainVpt(model: FrozenViT, p: Preprocessing, data: TrainDa
     opt.dispose();
   }
   if (!best) throw new VptError('training', 'stopped before the first epoch finished');
-  const validation = data.val.length ? await evaluateState(model, best.state, data.val, data.classes, p, B) : null;
-  return { state: best.state, bestEpoch: best.epoch, bestValAccuracy: data.val.length ? best.valAccuracy : null, validation, history, appliedLr: lr0, stopped };
+  let validation: Evaluation | null = null;
+  if (data.val.length) {
+    const bv = makeVars(proto, best.state, model.config, false);
+    try { validation = await evaluateTuned(model, { proto, vars: bv }, data.val, data.classes, p, B, valFeats); } finally { disposeVars(bv); }
+  }
+  return {
+    state: best.state, bestEpoch: best.epoch, bestValAccuracy: data.val.length ? best.valAccuracy : null, validation, history,
+    appliedLr: lr0, stopped, tunedParams: countTuned(best.state), seconds: (performance.now() - t0) / 1000, peakBytes, cached,
+  };
 }

@@ -1,76 +1,86 @@
 /**
- * One optimiser step of prompt tuning, with exact gradient accumulation:
+ * One optimiser step, for any protocol, with exact gradient accumulation:
  * every micro-batch's loss is divided by the whole batch's example count,
  * so the summed gradients equal those of the whole batch at once.
  */
 import * as tf from '@tensorflow/tfjs';
-import { dropoutMasks, head, vptFeatures, type VptVars } from '../tuning/vpt';
+import { vptDeep, vptShallow } from '../tuning/prompt';
+import type { ForwardOptions, Protocol, Vars } from '../tuning/types';
+import type { VptVars } from '../tuning/vpt';
 import type { FrozenViT } from '../vit/model';
 import { weightedCrossEntropy } from './loss';
-import type { Optimizer } from './optimizer';
+import type { Optimizer, ParamGroup } from './optimizer';
 import type { Rng } from './rng';
 
-/** A batch on the host: NHWC float32 images, already normalised. */
+/** A batch on the host: rows of inputs (normalised NHWC images, or cached features). */
 export interface HostBatch {
-  images: Float32Array; /** [B, S, S, 3] */
+  inputs: Float32Array; /** [B, ...rowShape] */
+  /** One row's shape: [S, S, 3] for images, [d] for cached features. */
+  rowShape: number[];
   labels: Int32Array; /** [B] */
   /** [B]: 1 for real rows, 0 for padding (keeps one batch shape). */
   weights: Float32Array;
   size: number; /** B */
 }
 
-export interface StepOptions {
-  microBatch: number;
-  promptDropout: number;
-  rng: Rng;
+/** Logits for a micro-batch of inputs. Runs inside the gradient function. */
+export type Forward = (inputs: tf.Tensor) => tf.Tensor2D;
+
+/**
+ * The forward pass of a protocol: from images through the (tuned) backbone,
+ * or, with `cached`, from precomputed features straight into the head
+ * (head-only protocols, whose features never change).
+ */
+export function forwardOf(model: FrozenViT, proto: Protocol, vars: Vars, opts: ForwardOptions & { cached?: boolean } = {}): Forward {
+  if (opts.cached) return (x) => proto.logits(x as tf.Tensor2D, vars);
+  return (x) => proto.logits(model.tunedFeatures(x as tf.Tensor4D, proto.tuning?.(vars, model.config, opts)), vars);
 }
 
-function slice(b: HostBatch, from: number, n: number, S: number) {
-  const px = S * S * 3;
-  return {
-    images: tf.tensor4d(b.images.subarray(from * px, (from + n) * px), [n, S, S, 3]),
-    labels: tf.tensor1d(b.labels.subarray(from, from + n), 'int32'),
-    weights: tf.tensor1d(b.weights.subarray(from, from + n)),
-  };
-}
-
-/** Gradients of the batch loss for the VPT variables, summed over micro-batches. Caller disposes. */
 export interface StepResult {
   loss: tf.Scalar;
   /** Weighted count of correct predictions in the batch (for training accuracy). */
   correct: tf.Scalar;
 }
 
-export function vptGradients(model: FrozenViT, vars: VptVars, batch: HostBatch, opts: StepOptions): StepResult & { grads: Map<string, tf.Tensor> } {
-  const S = model.config.imageSize;
+function rows(b: HostBatch, from: number, n: number) {
+  const px = b.rowShape.reduce((a, c) => a * c, 1);
+  return {
+    inputs: tf.tensor(b.inputs.subarray(from * px, (from + n) * px), [n, ...b.rowShape]),
+    labels: tf.tensor1d(b.labels.subarray(from, from + n), 'int32'),
+    weights: tf.tensor1d(b.weights.subarray(from, from + n)),
+  };
+}
+
+/** Gradients of the batch loss for `vars`, summed over micro-batches, by parameter name. Caller disposes. */
+export function batchGradients(forward: Forward, vars: Vars, batch: HostBatch, microBatch: number): StepResult & { grads: Map<string, tf.Tensor> } {
   let denom = 0;
   for (let i = 0; i < batch.size; i++) denom += batch.weights[i];
   denom = Math.max(denom, 1);
-  const [Lp, p, d] = vars.prompts.shape as [number, number, number];
-  const list = [vars.prompts, vars.headW, vars.headB];
-  const names = ['prompts', 'head.weight', 'head.bias'];
+  const names = [...vars.keys()];
+  const list = names.map((n) => vars.get(n)!);
   let total: tf.Scalar = tf.scalar(0);
   let correct: tf.Scalar = tf.scalar(0);
   const acc = new Map<string, tf.Tensor>();
-  for (let from = 0; from < batch.size; from += opts.microBatch) {
-    const n = Math.min(opts.microBatch, batch.size - from);
-    const mb = slice(batch, from, n, S);
-    const masks = opts.promptDropout > 0 ? dropoutMasks(opts.rng, Lp, n, p, d, opts.promptDropout) : undefined;
+  for (let from = 0; from < batch.size; from += microBatch) {
+    const n = Math.min(microBatch, batch.size - from);
+    const mb = rows(batch, from, n);
     let hits: tf.Scalar | null = null;
     const { value, grads } = tf.variableGrads(() => {
-      const logits = head(vptFeatures(model, vars, mb.images, masks), vars.headW, vars.headB);
+      const logits = forward(mb.inputs);
       hits = tf.keep(tf.sum<tf.Tensor>(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), mb.labels), 'float32'), mb.weights))) as tf.Scalar;
       return weightedCrossEntropy(logits, mb.labels, mb.weights, denom);
     }, list);
     list.forEach((v, i) => {
+      // A variable the loss does not reach has no gradient: skip it (the optimiser leaves it alone).
       const g = grads[v.name];
+      if (!g) return;
       const prev = acc.get(names[i]);
       acc.set(names[i], prev ? tf.tidy(() => tf.add(prev, g)) : g);
       if (prev) { prev.dispose(); g.dispose(); }
     });
     const t = tf.add(total, value) as tf.Scalar;
     const h = tf.add(correct, hits!) as tf.Scalar;
-    tf.dispose([total, correct, hits!, value, mb.images, mb.labels, mb.weights, ...(masks ?? [])]);
+    tf.dispose([total, correct, hits!, value, mb.inputs, mb.labels, mb.weights]);
     total = t;
     correct = h;
   }
@@ -78,18 +88,44 @@ export function vptGradients(model: FrozenViT, vars: VptVars, batch: HostBatch, 
 }
 
 /** One optimiser step at learning rate `lr`; returns loss and hits (read them asynchronously, then dispose). */
-export function vptStep(model: FrozenViT, vars: VptVars, opt: Optimizer, batch: HostBatch, lr: number, opts: StepOptions): StepResult {
-  const { loss, correct, grads } = vptGradients(model, vars, batch, opts);
+export function optimizerStep(forward: Forward, vars: Vars, opt: Optimizer, batch: HostBatch, lr: number, microBatch: number): StepResult {
+  const { loss, correct, grads } = batchGradients(forward, vars, batch, microBatch);
   opt.apply(grads, lr);
   grads.forEach((g) => g.dispose());
   return { loss, correct };
 }
 
-/** The official optimiser's groups: weight decay everywhere except the head bias. */
-export function vptParamGroups(vars: VptVars, weightDecay: number) {
-  return [
-    { name: 'prompts', variable: vars.prompts, weightDecay },
-    { name: 'head.weight', variable: vars.headW, weightDecay },
-    { name: 'head.bias', variable: vars.headB, weightDecay: 0 },
-  ];
+/**
+ * Weight decay on weights and prompts, none on biases, LayerNorm gains and
+ * the embeddings (as the official optimiser leaves the head bias alone).
+ */
+export function paramGroups(vars: Vars, weightDecay: number): ParamGroup[] {
+  return [...vars].map(([name, variable]) => ({
+    name, variable,
+    weightDecay: variable.rank >= 2 && name !== 'cls_token' && name !== 'pos_embed' ? weightDecay : 0,
+  }));
+}
+
+// VPT conveniences over the generic step, in the terms of tuning/vpt.ts (parity tests, bench).
+
+export interface StepOptions { microBatch: number; promptDropout: number; rng: Rng }
+
+function vptVarMap(vars: VptVars): Vars {
+  return new Map([['prompts', vars.prompts], ['head.weight', vars.headW], ['head.bias', vars.headB]]);
+}
+
+function vptForward(model: FrozenViT, vars: VptVars, o: StepOptions): Forward {
+  return forwardOf(model, vars.variant === 'deep' ? vptDeep : vptShallow, vptVarMap(vars), { dropout: { rng: o.rng, rate: o.promptDropout } });
+}
+
+export function vptGradients(model: FrozenViT, vars: VptVars, batch: HostBatch, o: StepOptions) {
+  return batchGradients(vptForward(model, vars, o), vptVarMap(vars), batch, o.microBatch);
+}
+
+export function vptStep(model: FrozenViT, vars: VptVars, opt: Optimizer, batch: HostBatch, lr: number, o: StepOptions): StepResult {
+  return optimizerStep(vptForward(model, vars, o), vptVarMap(vars), opt, batch, lr, o.microBatch);
+}
+
+export function vptParamGroups(vars: VptVars, weightDecay: number): ParamGroup[] {
+  return paramGroups(vptVarMap(vars), weightDecay);
 }

@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../train/rng';
 import type { ViTConfig } from '../vit/config';
-import type { FrozenViT } from '../vit/model';
+import type { FrozenViT, TokenHook } from '../vit/model';
 
 export type Variant = 'deep' | 'shallow';
 
@@ -93,23 +93,28 @@ export function dropoutMasks(rng: Rng, layers: number, B: number, p: number, d: 
   });
 }
 
-/** Final-LayerNorm [CLS] features with prompts, [B, d]. Call inside tidy or a gradient function. */
-export function vptFeatures(model: FrozenViT, vars: Pick<VptVars, 'variant' | 'prompts'>, images: tf.Tensor4D, masks?: tf.Tensor3D[]): tf.Tensor2D {
-  const [Lp, p, d] = vars.prompts.shape as [number, number, number];
-  const x0 = model.embed(images); // [B, T, d]
-  const B = x0.shape[0];
-  const promptFor = (i: number): tf.Tensor3D => {
-    const pi = tf.slice(vars.prompts, [i, 0, 0], [1, p, d]) as tf.Tensor3D; // [1, p, d]
-    return masks ? tf.mul(pi, masks[i]) as tf.Tensor3D : tf.tile(pi, [B, 1, 1]); // [B, p, d]
-  };
-  return model.encode(x0, (x, layer) => {
+/**
+ * The token hook that inserts (layer 0) or overwrites (later layers) the
+ * prompt slots. With `mask`, each layer's prompts are multiplied by that
+ * layer's dropout mask [B, p, d]; masks are drawn as the layers run.
+ */
+export function promptHook(prompts: tf.Tensor, mask?: (layer: number, B: number) => tf.Tensor3D): TokenHook {
+  const [Lp, p, d] = prompts.shape as [number, number, number];
+  return (x, layer) => {
     if (layer >= Lp) return x;
-    const T = x.shape[1];
+    const [B, T] = x.shape;
+    const pi = tf.slice(prompts, [layer, 0, 0], [1, p, d]) as tf.Tensor3D; // [1, p, d]
+    const pr = mask ? tf.mul(pi, mask(layer, B)) : tf.tile(pi, [B, 1, 1]); // [B, p, d]
     const cls = tf.slice(x, [0, 0, 0], [B, 1, d]); // [B, 1, d]
     // Layer 0 inserts; later layers overwrite tokens 1..p (official `forward_deep_prompt`).
     const rest = layer === 0 ? tf.slice(x, [0, 1, 0], [B, T - 1, d]) : tf.slice(x, [0, 1 + p, 0], [B, T - 1 - p, d]);
-    return tf.concat([cls, promptFor(layer), rest], 1) as tf.Tensor3D; // [B, 1 + p + N, d]
-  });
+    return tf.concat([cls, pr, rest], 1) as tf.Tensor3D; // [B, 1 + p + N, d]
+  };
+}
+
+/** Final-LayerNorm [CLS] features with prompts, [B, d]. Call inside tidy or a gradient function. */
+export function vptFeatures(model: FrozenViT, vars: Pick<VptVars, 'variant' | 'prompts'>, images: tf.Tensor4D, masks?: tf.Tensor3D[]): tf.Tensor2D {
+  return model.tunedFeatures(images, { tokens: promptHook(vars.prompts, masks ? (layer) => masks[layer] : undefined) });
 }
 
 /** Linear head in torch layout: x W^T + b. */

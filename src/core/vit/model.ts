@@ -17,6 +17,31 @@ interface Block {
 /** Hook called before block i (0-based) to rewrite the token sequence. */
 export type TokenHook = (x: tf.Tensor3D, layer: number) => tf.Tensor3D;
 
+/** A linear map on rows, [n, in] -> [n, out]. */
+export type LinearFn = (x: tf.Tensor2D) => tf.Tensor2D;
+
+/** One block's parts as the forward pass uses them; tuning protocols swap some. */
+export interface BlockParts {
+  ln1g: tf.Tensor1D; ln1b: tf.Tensor1D; qkv: LinearFn; out: LinearFn;
+  ln2g: tf.Tensor1D; ln2b: tf.Tensor1D; fc1: LinearFn; fc2: LinearFn;
+  /** Applied to the MLP sub-layer's output before its residual add (Adapter). */
+  mlpOut?: (m: tf.Tensor2D) => tf.Tensor2D;
+}
+
+/** Embedding parts: patch projection, [CLS] [1, 1, d] and position embeddings [1, T, d]. */
+export interface EmbedParts { patch: LinearFn; cls: tf.Tensor; pos: tf.Tensor }
+
+/**
+ * How a tuning protocol changes the frozen forward pass. Each hook gets the
+ * frozen parts and returns what to use instead; absent hooks change nothing.
+ */
+export interface Tuning {
+  embed?: (frozen: EmbedParts) => EmbedParts;
+  tokens?: TokenHook;
+  block?: (i: number, frozen: BlockParts) => BlockParts;
+  norm?: (g: tf.Tensor1D, b: tf.Tensor1D) => { g: tf.Tensor; b: tf.Tensor };
+}
+
 export class FrozenViT {
   readonly config: ViTConfig;
   private readonly patch: FrozenLinear;
@@ -27,7 +52,11 @@ export class FrozenViT {
   private readonly normB: tf.Tensor1D;
   private readonly owned: tf.Tensor[] = [];
 
+  /** Host weights kept for protocols that start from them (Partial, Full) and for rebuilds. */
+  readonly weights: ViTWeights;
+
   constructor(w: ViTWeights) {
+    this.weights = w;
     const c = (this.config = w.config);
     const d = c.hiddenSize;
     const P = c.patchSize;
@@ -47,49 +76,59 @@ export class FrozenViT {
     this.normB = v(w.normB);
   }
 
+  /** The frozen parts of block i, for protocols that replace some of them. */
+  frozenBlock(i: number): BlockParts {
+    const b = this.blocks[i];
+    return { ln1g: b.ln1g, ln1b: b.ln1b, qkv: b.qkv.apply, out: b.out.apply, ln2g: b.ln2g, ln2b: b.ln2b, fc1: b.fc1.apply, fc2: b.fc2.apply };
+  }
+
   /** Patch embedding as reshape + matmul, then [CLS] and position embeddings. */
-  embed(images: tf.Tensor4D): tf.Tensor3D {
+  embed(images: tf.Tensor4D, t?: Tuning): tf.Tensor3D {
     const { patchSize: P, imageSize: S, hiddenSize: d } = this.config;
     const B = images.shape[0];
     const g = S / P;
     const patches = tf.reshape(
       tf.transpose(tf.reshape(images, [B, g, P, g, P, 3]), [0, 1, 3, 2, 4, 5]), // [B, gy, gx, P, P, 3]
       [B * g * g, P * P * 3]);
-    const x = tf.reshape(this.patch.apply(patches as tf.Tensor2D), [B, g * g, d]); // [B, N, d]
-    const cls = tf.tile(this.cls, [B, 1, 1]); // [B, 1, d]
-    return tf.add(tf.concat([cls, x], 1), this.pos) as tf.Tensor3D; // [B, T, d]
+    const frozen: EmbedParts = { patch: this.patch.apply, cls: this.cls, pos: this.pos };
+    const e = t?.embed ? t.embed(frozen) : frozen;
+    const x = tf.reshape(e.patch(patches as tf.Tensor2D), [B, g * g, d]); // [B, N, d]
+    const cls = tf.tile(e.cls, [B, 1, 1]); // [B, 1, d]
+    return tf.add(tf.concat([cls, x], 1), e.pos) as tf.Tensor3D; // [B, T, d]
   }
 
   /** One pre-norm encoder block: x + MSA(LN(x)), then x + MLP(LN(x)). */
-  block(x: tf.Tensor3D, i: number): tf.Tensor3D {
-    const blk = this.blocks[i];
+  block(x: tf.Tensor3D, i: number, t?: Tuning): tf.Tensor3D {
+    const blk = t?.block ? t.block(i, this.frozenBlock(i)) : this.frozenBlock(i);
     const { hiddenSize: d, numHeads: H, layerNormEps: eps } = this.config;
     const [B, T] = x.shape;
     const hd = d / H;
     const y = tf.reshape(layerNorm(x, blk.ln1g, blk.ln1b, eps), [B * T, d]) as tf.Tensor2D;
     // Rank-4 transpose only: tfjs-wasm's rank-5 transpose is ~80x slower (bench/micro.ts).
-    const qkv = tf.transpose(tf.reshape(blk.qkv.apply(y), [B, T, 3 * H, hd]), [0, 2, 1, 3]); // [B, 3H, T, hd]
+    const qkv = tf.transpose(tf.reshape(blk.qkv(y), [B, T, 3 * H, hd]), [0, 2, 1, 3]); // [B, 3H, T, hd]
     const take = (j: number) => tf.slice(qkv, [0, j * H, 0, 0], [B, H, T, hd]); // [B, H, T, hd]
     const q = take(0), k = take(1), v = take(2);
     const att = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd))); // [B, H, T, T]
     const o = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [B * T, d]) as tf.Tensor2D; // [B*T, d]
-    const x1 = tf.add(x, tf.reshape(blk.out.apply(o), [B, T, d])) as tf.Tensor3D;
+    const x1 = tf.add(x, tf.reshape(blk.out(o), [B, T, d])) as tf.Tensor3D;
     const z = tf.reshape(layerNorm(x1, blk.ln2g, blk.ln2b, eps), [B * T, d]) as tf.Tensor2D;
-    const m = blk.fc2.apply(gelu(blk.fc1.apply(z)) as tf.Tensor2D); // [B*T, d]
+    let m = blk.fc2(gelu(blk.fc1(z)) as tf.Tensor2D); // [B*T, d]
+    if (blk.mlpOut) m = blk.mlpOut(m);
     return tf.add(x1, tf.reshape(m, [B, T, d])) as tf.Tensor3D;
   }
 
   /** Blocks then final LayerNorm; returns the normalised [CLS] token [B, d]. */
-  encode(tokens: tf.Tensor3D, hook?: TokenHook): tf.Tensor2D {
+  encode(tokens: tf.Tensor3D, t?: Tuning): tf.Tensor2D {
     let x = tokens;
     for (let i = 0; i < this.blocks.length; i++) {
-      if (hook) x = hook(x, i);
-      x = this.block(x, i);
+      if (t?.tokens) x = t.tokens(x, i);
+      x = this.block(x, i, t);
     }
     const [B, , d] = x.shape;
     const cls = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, d]), [B, d]);
     // The head reads the final-LayerNorm [CLS]; LayerNorm is per token, so normalise [CLS] alone.
-    return layerNorm(cls, this.normG, this.normB, this.config.layerNormEps) as tf.Tensor2D;
+    const n = t?.norm ? t.norm(this.normG, this.normB) : { g: this.normG, b: this.normB };
+    return layerNorm(cls, n.g as tf.Tensor1D, n.b as tf.Tensor1D, this.config.layerNormEps) as tf.Tensor2D;
   }
 
   /**
@@ -99,6 +138,11 @@ export class FrozenViT {
   prepareBackward(): void {
     this.patch.transposed();
     for (const b of this.blocks) [b.qkv, b.out, b.fc1, b.fc2].forEach((l) => l.transposed());
+  }
+
+  /** Plain or tuned features: final-LayerNorm [CLS], [B, d]. Call inside tidy or a gradient function. */
+  tunedFeatures(images: tf.Tensor4D, t?: Tuning): tf.Tensor2D {
+    return this.encode(this.embed(images, t), t);
   }
 
   /** Plain backbone features (no prompts): final-LayerNorm [CLS], [B, d]. */
