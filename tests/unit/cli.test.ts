@@ -94,6 +94,36 @@ describe('vpt CLI', () => {
     expect(readFileSync(join(tmp, 'p.csv'), 'utf8').split('\n')[0]).toBe('input,prediction,"A","B","C"');
   });
 
+  it('compare --json prints one object per protocol; train --protocol writes that protocol\'s task', () => {
+    const csv = join(tmp, 'cmp.csv');
+    const r = vpt('compare', '--backbone', TINY, '--data', data, '--protocols', 'linear,bias', '--epochs', '1', '--batch', '8', '--seeds', '1,2', '--tasks', '10', '--csv', csv, '--json');
+    expect(r.err).toMatch(/\[4\/4\] Bias/);
+    expect(r.code).toBe(0);
+    const rows = r.out.trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows.map((x) => x.protocol)).toEqual(['linear', 'bias']);
+    for (const x of rows) {
+      for (const k of ['accuracy', 'tuned_params', 'file_bytes', 'seconds']) expect(typeof x[k]).toBe('number');
+      expect(x.runs).toBe(2);
+      expect(x.seeds.map((s: { seed: number }) => s.seed)).toEqual([1, 2]);
+    }
+    expect(rows[0].tuned_params).toBe(3 * 64 + 3);
+    expect(rows[1].tuned_params).toBeGreaterThan(rows[0].tuned_params);
+    expect(rows[0].stored_multiple).toBeCloseTo(1 + (10 * rows[0].tuned_params) / rows[0].backbone_params, 6);
+    expect(readFileSync(csv, 'utf8').split('\n')[0]).toMatch(/^protocol,title,runs,accuracy,accuracy_std,tuned_params,file_bytes,stored_for_10_tasks_x_backbone/);
+    const out = join(tmp, 'lora.vpt.safetensors');
+    const t = vpt('train', '--backbone', TINY, '--data', data, '--out', out, '--protocol', 'lora-2', '--epochs', '1', '--batch', '8');
+    expect(t.code).toBe(0);
+    const info = JSON.parse(vpt('inspect', out).out);
+    expect(info.kind).toBe('task');
+    expect(info.protocol).toBe('lora-2');
+    expect(info.tensors.map((x: { name: string }) => x.name)).toContain('lora.3.v.B');
+    const img = join(data, 'A', readdirSync(join(data, 'A')).find((f) => f !== 'broken.png')!);
+    const p = vpt('predict', '--backbone', TINY, '--task', out, '--images', img, '--json');
+    expect(p.code).toBe(0);
+    expect(JSON.parse(p.out).predictions.length).toBeGreaterThan(0);
+    expect(vpt('compare', '--backbone', TINY, '--data', data, '--protocols', 'linear,sidetune').err).toMatch(/unknown protocol "sidetune"/);
+  });
+
   it('errors: one line naming the file, exit 1 for bad input and 2 for usage, never a stack', () => {
     const missing = vpt('inspect', join(tmp, 'nope.safetensors'));
     expect(missing.code).toBe(1);

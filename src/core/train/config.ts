@@ -30,10 +30,12 @@ export interface TrainConfig {
 export const DEFAULT_LR: Record<OptimizerName, number> = { sgd: 1.0, adamw: 0.004 };
 
 /**
- * Protocols that change backbone weights themselves need far smaller rates
- * than prompts or a head (the paper's grids find ~0.001-0.01 for Full).
+ * Protocols that change backbone tensors need smaller rates than prompts or
+ * a head: the paper's grids find ~0.001-0.01 for Full, and a bias's gradient
+ * sums over every token of every image (measured here: Bias at the prompts'
+ * rate stays at chance on notMNIST letters).
  */
-const LR_FACTOR: Partial<Record<ProtocolName, number>> = { full: 0.01, partial: 0.05 };
+const LR_FACTOR: Partial<Record<ProtocolName, number>> = { full: 0.01, partial: 0.05, bias: 0.1 };
 
 export function defaultLr(optimizer: OptimizerName, protocol: ProtocolName): number {
   return DEFAULT_LR[optimizer] * (LR_FACTOR[protocol] ?? 1);

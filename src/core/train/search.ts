@@ -57,12 +57,12 @@ export function tuningSplit(labels: number[], seed: number): { train: number[]; 
 }
 
 /**
- * A setting is hopeless once a third of its epochs are done and its
+ * A setting is hopeless once a third of its epochs (at least two) are done and its
  * validation accuracy is still at chance, or 25 points behind the best
  * setting finished so far.
  */
 export function hopeless(epoch: number, epochs: number, acc: number | null, classes: number, bestSoFar: number | null): string | null {
-  if (acc === null || epoch < Math.max(1, Math.ceil(epochs / 3)) || epoch >= epochs) return null;
+  if (acc === null || epoch < Math.max(2, Math.ceil(epochs / 3)) || epoch >= epochs) return null;
   if (acc <= 1 / classes + 0.01) return `still at chance (${(100 * acc).toFixed(1)}%) after ${epoch} of ${epochs} epochs`;
   if (bestSoFar !== null && acc < bestSoFar - 0.25) return `${(100 * acc).toFixed(1)}% after ${epoch} epochs, 25 points behind the best (${(100 * bestSoFar).toFixed(1)}%)`;
   return null;
