@@ -69,13 +69,38 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await dl.saveAs(file);
   const task = readTask(new Uint8Array(readFileSync(file)), 'dl');
   assert.deepEqual(task.meta.classes, ['A', 'B', 'C', 'D']);
-  assert.equal(task.state.variant, 'deep');
-  assert.equal(task.state.prompts.length, 4 * 2 * 64);
+  assert.deepEqual(task.state.protocol, { name: 'vpt-deep', n: 2 });
+  assert.equal(task.state.params.get('prompts').data.length, 4 * 2 * 64);
   assert.ok(task.meta.backbone.fingerprint.length === 64);
   assert.equal(task.meta.training.epochs, 4);
 
   await page.getByTestId('save-task').click();
   await page.getByTestId('saved').waitFor();
+
+  // Two protocols side by side on the same split, one epoch each; the table, chart and CSV.
+  await page.getByLabel('Epochs', { exact: true }).fill('1');
+  await page.getByLabel('compare vpt-deep').uncheck();
+  await page.getByLabel('compare vpt-shallow').check();
+  await page.getByLabel('vpt-shallow prompts').fill('1');
+  await page.getByTestId('compare-run').click();
+  await page.getByTestId('compare-phase').filter({ hasText: /done|error/ }).waitFor({ timeout: 600_000 });
+  assert.equal(await page.getByTestId('compare-phase').textContent(), 'done', logs.join('\n'));
+  const rows = await page.getByTestId('compare-table').locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.innerText)));
+  assert.equal(rows.length, 2);
+  assert.equal(rows[0][0], 'Linear');
+  assert.equal(rows[1][0], 'VPT-shallow (p=1)');
+  for (const r of rows) assert.match(r[1], /^\d+\.\d%$/);
+  assert.match(rows[0][2], /^260 \(/); // 4 classes x (64 + 1)
+  assert.match(rows[1][2], /^324 \(/); // + one 64-d prompt
+  assert.match(rows[1][4], /^1\.\d\dx$/);
+  await page.getByTestId('compare-chart').waitFor();
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('compare-csv').click()]);
+  const csvFile = join(tmp, 'cmp.csv');
+  await csv.saveAs(csvFile);
+  const lines = readFileSync(csvFile, 'utf8').trim().split('\n');
+  assert.match(lines[0], /^protocol,title,runs,accuracy,/);
+  assert.match(lines[2], /^vpt-shallow-1,VPT-shallow \(p=1\),1,0\.\d{4},/);
+  await screenshot(page, 'studio-4b-compare');
   await page.reload();
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
   await page.getByTestId('library').waitFor({ timeout: 30_000 });
@@ -129,24 +154,32 @@ test('bad inputs give specific messages and the page keeps working', async () =>
   await screenshot(page, 'studio-bad-inputs');
 });
 
-test('a reload mid-run offers to resume from the last checkpoint, and the resumed run completes', async () => {
+// One run takes every fault in turn (sharing it keeps the browser tests short):
+// device loss, out-of-memory, then a reload mid-run and a resume from IndexedDB.
+test('device loss, out-of-memory and a reload mid-run: backend rebuilt, smaller micro-batch, resumed from the last checkpoint', async () => {
   const { page } = br;
-  await page.goto(srv.url);
+  await page.goto(`${srv.url}?debug=1`);
   await page.getByTestId('demo-backbone').click();
   await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
-  const data = letters(join(tmp, 'resume'), ['E', 'F', 'G'], 8);
+  const data = letters(join(tmp, 'faults'), ['H', 'I', 'J'], 8);
   await page.getByTestId('folder-input').setInputFiles(data);
   await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
   await page.getByLabel('Prompt tokens', { exact: true }).fill('1');
-  await page.getByLabel('Epochs', { exact: true }).fill('3');
+  await page.getByLabel('Epochs', { exact: true }).fill('4');
   await page.getByLabel('Batch size', { exact: true }).fill('8');
   await page.getByLabel('Task name', { exact: true }).fill('resumable');
   await page.getByTestId('train').click();
-  await page.getByTestId('charts').waitFor({ timeout: 300_000 }); // first epoch done: a checkpoint is on its way to IndexedDB
-  await page.waitForTimeout(1500);
+  await page.getByTestId('charts').waitFor({ timeout: 300_000 });
+  await page.evaluate(() => window.vptDebug.injectFault('lost'));
+  await page.getByText(/resumed from epoch \d with micro-batch 4/).waitFor({ timeout: 120_000 });
+  await page.evaluate(() => window.vptDebug.injectFault('oom'));
+  await page.getByText(/Out of memory \(injected\) — rebuilt the backend and resumed from epoch \d with micro-batch 2/).waitFor({ timeout: 120_000 });
+  assert.equal(await page.getByTestId('backend-name').textContent(), 'webgpu');
+  await screenshot(page, 'studio-fault-recovery');
+  await page.waitForTimeout(1500); // the checkpoint the recovery resumed from is in IndexedDB already
   await page.reload();
   await page.getByTestId('saved-run').waitFor({ timeout: 60_000 });
-  assert.match(await page.getByTestId('saved-run').innerText(), /Unfinished run resumable: epoch [12] of 3 on tiny-vit-mnist \(demo\), classes E, F, G/);
+  assert.match(await page.getByTestId('saved-run').innerText(), /Unfinished run resumable: epoch [123] of 4 on tiny-vit-mnist \(demo\), classes H, I, J/);
   assert.equal(await page.getByTestId('resume-run').isDisabled(), true);
   await page.getByTestId('demo-backbone').click();
   await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
@@ -156,31 +189,8 @@ test('a reload mid-run offers to resume from the last checkpoint, and the resume
   await page.getByTestId('resume-run').click();
   await page.getByTestId('train-phase').filter({ hasText: /done|error/ }).waitFor({ timeout: 600_000 });
   assert.equal(await page.getByTestId('train-phase').textContent(), 'done', await page.locator('main').innerText());
-  assert.match(await page.getByTestId('result-summary').innerText(), /of 3/);
+  assert.match(await page.getByTestId('result-summary').innerText(), /of 4: validation accuracy/);
   await page.reload();
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
   assert.equal(await page.getByTestId('saved-run').count(), 0);
-});
-
-test('device loss and out-of-memory during training: backend rebuilt, run resumed with a smaller micro-batch', async () => {
-  const { page } = br;
-  await page.goto(`${srv.url}?debug=1`);
-  await page.getByTestId('demo-backbone').click();
-  await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
-  await page.getByTestId('folder-input').setInputFiles(letters(join(tmp, 'faults'), ['H', 'I', 'J'], 6));
-  await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
-  await page.getByLabel('Prompt tokens', { exact: true }).fill('1');
-  await page.getByLabel('Epochs', { exact: true }).fill('4');
-  await page.getByLabel('Batch size', { exact: true }).fill('8');
-  await page.getByTestId('train').click();
-  await page.getByTestId('charts').waitFor({ timeout: 300_000 });
-  await page.evaluate(() => window.vptDebug.injectFault('lost'));
-  await page.getByText(/resumed from epoch \d with micro-batch 4/).waitFor({ timeout: 120_000 });
-  await page.evaluate(() => window.vptDebug.injectFault('oom'));
-  await page.getByText(/Out of memory \(injected\) — rebuilt the backend and resumed from epoch \d with micro-batch 2/).waitFor({ timeout: 120_000 });
-  await page.getByTestId('train-phase').filter({ hasText: /done|error/ }).waitFor({ timeout: 600_000 });
-  assert.equal(await page.getByTestId('train-phase').textContent(), 'done', await page.locator('main').innerText());
-  assert.match(await page.getByTestId('result-summary').innerText(), /of 4: validation accuracy/);
-  assert.equal(await page.getByTestId('backend-name').textContent(), 'webgpu');
-  await screenshot(page, 'studio-fault-recovery');
 });
