@@ -79,19 +79,20 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
 
   // Two protocols side by side on the same split, one epoch each; the table, chart and CSV.
   await page.getByLabel('Epochs', { exact: true }).fill('1');
+  // Two head-only protocols: the second reuses the first one's features (SwiftShader is slow).
   await page.getByLabel('compare vpt-deep').uncheck();
-  await page.getByLabel('compare vpt-shallow').check();
-  await page.getByLabel('vpt-shallow prompts').fill('1');
+  await page.getByLabel('compare mlp').check();
+  await page.getByLabel('mlp hidden layers').fill('1');
   await page.getByTestId('compare-run').click();
   await page.getByTestId('compare-phase').filter({ hasText: /done|error/ }).waitFor({ timeout: 600_000 });
   assert.equal(await page.getByTestId('compare-phase').textContent(), 'done', logs.join('\n'));
   const rows = await page.getByTestId('compare-table').locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.innerText)));
   assert.equal(rows.length, 2);
   assert.equal(rows[0][0], 'Linear');
-  assert.equal(rows[1][0], 'VPT-shallow (p=1)');
+  assert.equal(rows[1][0], 'Mlp-1');
   for (const r of rows) assert.match(r[1], /^\d+\.\d%$/);
   assert.match(rows[0][2], /^260 \(/); // 4 classes x (64 + 1)
-  assert.match(rows[1][2], /^324 \(/); // + one 64-d prompt
+  assert.match(rows[1][2], /^4[,.\s\u202f]?420 \(/); // + one 64 x 64 hidden layer with its bias
   assert.match(rows[1][4], /^1\.\d\dx$/);
   await page.getByTestId('compare-chart').waitFor();
   const [csv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('compare-csv').click()]);
@@ -99,7 +100,7 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await csv.saveAs(csvFile);
   const lines = readFileSync(csvFile, 'utf8').trim().split('\n');
   assert.match(lines[0], /^protocol,title,runs,accuracy,/);
-  assert.match(lines[2], /^vpt-shallow-1,VPT-shallow \(p=1\),1,0\.\d{4},/);
+  assert.match(lines[2], /^mlp-1,Mlp-1,1,0\.\d{4},/);
   await screenshot(page, 'studio-4b-compare');
   await page.reload();
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });

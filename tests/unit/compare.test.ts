@@ -33,6 +33,8 @@ describe('compare', () => {
       onStart: (spec, seed, i, n) => seen.push(`${spec.name}/${seed}/${i}/${n}`),
     });
     expect(seen).toEqual(['linear/1/0/4', 'linear/2/1/4', 'mlp/1/2/4', 'mlp/2/3/4']);
+    // Features are computed by the first run only: the other three reuse them.
+    expect(runs[1].seconds).toBeLessThan(runs[0].seconds / 2);
     expect(runs.every((r) => r.accuracy !== null && r.accuracy > 0.4 && r.cached)).toBe(true); // 4 classes: chance 25%
     const rows = summarise(runs);
     expect(rows.map((r) => r.protocol)).toEqual(['linear', 'mlp-1']);

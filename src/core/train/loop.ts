@@ -52,9 +52,30 @@ export interface TrainResult {
   cached: boolean;
 }
 
-/** Plain features [N, d] of images, for head-only protocols. */
+/**
+ * Features already computed, per model, preprocessing and example: a
+ * comparison or a grid search trains several head-only runs on the same
+ * images, and features depend on nothing else. Weak keys: an example that is
+ * gone takes its features with it.
+ */
+const featureCache = new WeakMap<FrozenViT, Map<string, WeakMap<Example, Float32Array>>>();
+
+/** Plain features [N, d] of images, for head-only protocols; computed once per image. */
 export async function featureRows(model: FrozenViT, images: Example[], p: Preprocessing, batch: number): Promise<Float32Array> {
-  return (await inferRows(model, null, images.map((e) => e.image), p, batch)).values;
+  const d = model.config.hiddenSize;
+  const key = JSON.stringify([p.size, p.mean, p.std, p.resize]);
+  let byPre = featureCache.get(model);
+  if (!byPre) featureCache.set(model, (byPre = new Map()));
+  let cache = byPre.get(key);
+  if (!cache) byPre.set(key, (cache = new WeakMap()));
+  const missing = [...new Set(images.filter((e) => !cache!.has(e)))];
+  if (missing.length) {
+    const { values } = await inferRows(model, null, missing.map((e) => e.image), p, batch);
+    missing.forEach((e, i) => cache!.set(e, values.slice(i * d, (i + 1) * d)));
+  }
+  const out = new Float32Array(images.length * d);
+  images.forEach((e, i) => out.set(cache!.get(e)!, i * d));
+  return out;
 }
 
 async function evaluateTuned(model: FrozenViT, tuned: Tuned, ex: Example[], classes: string[], p: Preprocessing, batch: number, feats?: Float32Array): Promise<Evaluation> {
