@@ -43,6 +43,7 @@ train options (defaults in brackets):
   --resume FILE  continue from a checkpoint   --checkpoint FILE  [OUT with .ckpt.safetensors]
   --fp16  write float16 tensors               --naming vpt|official  tensor names  [vpt]
   --no-cache  recompute features every step (Linear, Mlp)   --json  print a summary on stdout
+  --recompute  keep only each frozen block's input and rerun it in backward (VPT, Linear, Mlp: less memory, ~1.5x the time)
 
 compare options (and the train options above, shared by every protocol):
   --protocols A,B,...  e.g. linear,bias,vpt-shallow,vpt-deep    --seeds 1,2,3  [--seed]
@@ -61,7 +62,7 @@ const SPEC: FlagSpec = {
   'val-split': 'string', resize: 'string', augment: 'bool', mean: 'string', std: 'string', seed: 'string', resume: 'string',
   checkpoint: 'string', json: 'bool', 'micro-batch': 'string', fp16: 'bool', naming: 'string', backend: 'string',
   task: 'string', images: 'list', tensors: 'string', key: 'string', top: 'string', csv: 'string', split: 'string',
-  classes: 'string', help: 'bool', protocol: 'string', protocols: 'string', seeds: 'string', search: 'string', tasks: 'string', 'no-cache': 'bool',
+  classes: 'string', help: 'bool', protocol: 'string', protocols: 'string', seeds: 'string', search: 'string', tasks: 'string', 'no-cache': 'bool', recompute: 'bool',
 };
 
 export async function main(argv: string[]): Promise<number> {

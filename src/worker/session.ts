@@ -13,7 +13,7 @@ import { compareProtocols } from '../core/train/compare';
 import { train as runTraining, type TrainData, type TrainHooks, type TrainResult } from '../core/train/loop';
 import { searchHyper } from '../core/train/search';
 import { restartBackend, webgpuDeviceLost } from './backend-chain';
-import { chooseMicroBatch } from '../core/train/memory';
+import { chooseMicroBatch, choosePasses } from '../core/train/memory';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
 import { countTuned, disposeVars, initState, makeVars } from '../core/tuning/params';
 import { formatSpec, protocolOf, titleOf } from '../core/tuning/registry';
@@ -134,7 +134,15 @@ export class Session {
 
   private withMicroBatch(cfg: TrainConfig): TrainConfig {
     const { b } = this.need();
-    if (!cfg.microBatch) cfg.microBatch = chooseMicroBatch(b.weights.config, extraTokens(cfg.protocol), cfg.batch, this.info?.limits.maxStorageBufferBindingSize);
+    // Recomputation applies to frozen blocks only: protocols that change blocks keep every activation.
+    const frozenBlocks = !protocolOf(cfg.protocol.name).tuning || cfg.protocol.name.startsWith('vpt-');
+    if (!cfg.microBatch) {
+      const plan = frozenBlocks
+        ? choosePasses(b.weights.config, extraTokens(cfg.protocol), cfg.batch, this.info?.limits.maxStorageBufferBindingSize)
+        : { microBatch: chooseMicroBatch(b.weights.config, 0, cfg.batch, this.info?.limits.maxStorageBufferBindingSize), recompute: false };
+      cfg.microBatch = plan.microBatch;
+      cfg.recompute = plan.recompute;
+    }
     return cfg;
   }
 

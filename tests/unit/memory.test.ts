@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { activationBytesPerImage, chooseMicroBatch, largestActivationBytes } from '../../src/core/train/memory';
+import { activationBytesPerImage, chooseMicroBatch, choosePasses, largestActivationBytes } from '../../src/core/train/memory';
 import { PRESETS } from '../../src/core/vit/config';
 
 const vitB = PRESETS.find((p) => p.name === 'ViT-B/16')!.config;
@@ -18,5 +18,17 @@ describe('micro-batch from device limits', () => {
     const tiny = { imageSize: 32, patchSize: 4, hiddenSize: 64, numLayers: 4, numHeads: 4, mlpDim: 256, layerNormEps: 1e-6 };
     expect(chooseMicroBatch(tiny, 10, 16, 128 * 1024 ** 2)).toBe(16);
     expect(chooseMicroBatch(vitB, 10, 64, 1024)).toBe(1);
+  });
+
+  it('recomputation: ViT-B/16 VPT-deep p=10 batch 64 in 2 GiB of activations with far larger passes', () => {
+    const plain = chooseMicroBatch(vitB, 10, 64, 2 * 1024 ** 3);
+    const plan = choosePasses(vitB, 10, 64, 2 * 1024 ** 3);
+    expect(plan.recompute).toBe(true);
+    expect(plan.microBatch).toBeGreaterThan(4 * plain);
+    expect(plan.microBatch * activationBytesPerImage(vitB, 10, true)).toBeLessThanOrEqual(2 * 1024 ** 3);
+    expect(activationBytesPerImage(vitB, 10, true) * 12).toBeLessThan(activationBytesPerImage(vitB, 10) * 2);
+    // Small enough already: no recomputation.
+    const tiny = { imageSize: 32, patchSize: 4, hiddenSize: 64, numLayers: 4, numHeads: 4, mlpDim: 256, layerNormEps: 1e-6 };
+    expect(choosePasses(tiny, 10, 16, 128 * 1024 ** 2)).toEqual({ microBatch: 16, recompute: false });
   });
 });

@@ -40,6 +40,7 @@ export function configFromFlags(p: Parsed): Partial<TrainConfig> {
     promptDropout: num(p, 'prompt-dropout'), valSplit: num(p, 'val-split'),
     augment: p.flags.get('augment') === true ? true : undefined, seed: num(p, 'seed', true), microBatch: num(p, 'micro-batch', true),
     cacheFeatures: p.flags.get('no-cache') === true ? false : undefined,
+    recompute: p.flags.get('recompute') === true ? true : undefined,
   };
 }
 

@@ -122,5 +122,5 @@ export function readCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
 function upgradeConfig(raw: Record<string, unknown>): TrainConfig {
   if ('protocol' in raw) return raw as unknown as TrainConfig;
   const { variant, numPrompts, ...rest } = raw as { variant: 'deep' | 'shallow'; numPrompts: number };
-  return { ...(rest as unknown as TrainConfig), protocol: { name: `vpt-${variant}`, n: numPrompts }, cacheFeatures: true };
+  return { ...(rest as unknown as TrainConfig), protocol: { name: `vpt-${variant}`, n: numPrompts }, cacheFeatures: true, recompute: false };
 }

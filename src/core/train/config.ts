@@ -24,6 +24,8 @@ export interface TrainConfig {
   microBatch: number;
   /** Head-only protocols without augmentation: compute each image's features once. */
   cacheFeatures: boolean;
+  /** Recompute frozen blocks in the backward pass instead of keeping their activations (less memory, one more forward). */
+  recompute: boolean;
 }
 
 /** Per-256 defaults: SGD 1.0 (0.25 applied at batch 64), AdamW 0.004 (1e-3 applied). */
@@ -45,7 +47,7 @@ export function defaultLr(optimizer: OptimizerName, protocol: ProtocolName): num
 export const DEFAULT_TRAIN: TrainConfig = {
   protocol: { name: 'vpt-deep', n: 10 }, epochs: 100, batch: 64, lr: DEFAULT_LR.sgd, weightDecay: 1e-4,
   optimizer: 'sgd', warmupEpochs: 10, schedule: 'step', promptDropout: 0, valSplit: 0.1,
-  augment: false, seed: 42, microBatch: 0, cacheFeatures: true,
+  augment: false, seed: 42, microBatch: 0, cacheFeatures: true, recompute: false,
 };
 
 /** Fill unset fields: lr follows the optimiser, warm-up a tenth of the epochs. */

@@ -123,7 +123,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, paramGroups(vars, cfg.weightDecay));
   if (resume) opt.importState(resume.optimizer);
   if (!cached) model.prepareBackward();
-  const forward = forwardOf(model, proto, vars, { cached, dropout: { rng, rate: cfg.promptDropout } });
+  const forward = forwardOf(model, proto, vars, { cached, recompute: cfg.recompute, dropout: { rng, rate: cfg.promptDropout } });
   const tuned: Tuned = { proto, vars };
   const history: EpochReport[] = resume ? [...resume.history] : [];
   let best = resume?.best ?? null;

@@ -21,10 +21,11 @@ export function largestActivationBytes(c: ViTConfig, prompts: number): number {
  * [T, d] tensors (norms, residuals, q/k/v, projections), three [T, mlp]
  * (pre-activation, erf, GELU output) and three [H, T, T] (scores, softmax, grad).
  */
-export function activationBytesPerImage(c: ViTConfig, prompts: number): number {
+export function activationBytesPerImage(c: ViTConfig, prompts: number, recompute = false): number {
   const T = tokens(c, prompts);
   const perBlock = T * (12 * c.hiddenSize + 3 * c.mlpDim) + 3 * c.numHeads * T * T;
-  return 4 * perBlock * c.numLayers;
+  // Recomputation keeps each block's input [T, d] and, during backward, one block's intermediates.
+  return 4 * (recompute ? c.numLayers * T * c.hiddenSize + perBlock : perBlock * c.numLayers);
 }
 
 /** Default activation budget: 2 GiB, the issue's target for VPT-deep ViT-B/16 batch 64. */
@@ -35,9 +36,21 @@ export const DEFAULT_ACTIVATION_BUDGET = 2 * 1024 ** 3;
  * (10% headroom) and whose activations fit `budgetBytes`. Gradients accumulate
  * exactly, so this changes memory, never the result.
  */
-export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, budgetBytes = DEFAULT_ACTIVATION_BUDGET): number {
+export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, budgetBytes = DEFAULT_ACTIVATION_BUDGET, recompute = false): number {
   let mb = batch;
   if (maxBindingBytes) mb = Math.min(mb, Math.floor((0.9 * maxBindingBytes) / largestActivationBytes(c, prompts)));
-  mb = Math.min(mb, Math.floor(budgetBytes / activationBytesPerImage(c, prompts)));
+  mb = Math.min(mb, Math.floor(budgetBytes / activationBytesPerImage(c, prompts, recompute)));
   return Math.max(1, mb);
+}
+
+/**
+ * Micro-batch and recomputation together: recompute only when memory, not
+ * the batch, limits the micro-batch and recomputing allows a larger one
+ * (fewer, larger passes use a GPU better; recomputing costs one more forward).
+ */
+export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, budgetBytes = DEFAULT_ACTIVATION_BUDGET): { microBatch: number; recompute: boolean } {
+  const plain = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes);
+  if (plain >= batch) return { microBatch: plain, recompute: false };
+  const re = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, true);
+  return re > plain ? { microBatch: re, recompute: true } : { microBatch: plain, recompute: false };
 }

@@ -31,9 +31,11 @@ export type Forward = (inputs: tf.Tensor) => tf.Tensor2D;
  * or, with `cached`, from precomputed features straight into the head
  * (head-only protocols, whose features never change).
  */
-export function forwardOf(model: FrozenViT, proto: Protocol, vars: Vars, opts: ForwardOptions & { cached?: boolean } = {}): Forward {
+export function forwardOf(model: FrozenViT, proto: Protocol, vars: Vars, opts: ForwardOptions & { cached?: boolean; recompute?: boolean } = {}): Forward {
   if (opts.cached) return (x) => proto.logits(x as tf.Tensor2D, vars);
-  return (x) => proto.logits(model.tunedFeatures(x as tf.Tensor4D, proto.tuning?.(vars, model.config, opts)), vars);
+  // Head-only protocols never need the backbone's activations for backward: recomputing (never run) keeps none.
+  const recompute = opts.recompute || proto.headOnly;
+  return (x) => proto.logits(model.tunedFeatures(x as tf.Tensor4D, { ...proto.tuning?.(vars, model.config, opts), recompute }), vars);
 }
 
 export interface StepResult {

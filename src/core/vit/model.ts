@@ -40,6 +40,20 @@ export interface Tuning {
   tokens?: TokenHook;
   block?: (i: number, frozen: BlockParts) => BlockParts;
   norm?: (g: tf.Tensor1D, b: tf.Tensor1D) => { g: tf.Tensor; b: tf.Tensor };
+  /** Recompute frozen blocks in the backward pass instead of keeping their activations (blocks without a `block` hook only). */
+  recompute?: boolean;
+}
+
+/**
+ * Run `f` (which computes gradients of its own) from inside a gradient
+ * function. tfjs keeps one active tape per engine: a nested `tf.grad` at
+ * depth 0 replaces it and leaves it null, and the outer backward pass then
+ * fails to release its saved tensors. Restore the outer tape afterwards.
+ */
+function withOwnTape<T>(f: () => T): T {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outer = state.activeTape;
+  try { return f(); } finally { state.activeTape = outer; }
 }
 
 export class FrozenViT {
@@ -51,6 +65,7 @@ export class FrozenViT {
   private readonly normG: tf.Tensor1D;
   private readonly normB: tf.Tensor1D;
   private readonly owned: tf.Tensor[] = [];
+  private readonly recomputing = new Map<number, (x: tf.Tensor3D) => tf.Tensor3D>();
 
   /** Host weights kept for protocols that start from them (Partial, Full) and for rebuilds. */
   readonly weights: ViTWeights;
@@ -117,12 +132,35 @@ export class FrozenViT {
     return tf.add(x1, tf.reshape(m, [B, T, d])) as tf.Tensor3D;
   }
 
+  /**
+   * Block i with activation recomputation: the tape keeps only the block's
+   * input; the backward pass runs the block again and differentiates that.
+   * Memory per block falls from every intermediate (attention scores, MLP
+   * hidden, norms) to one [B, T, d] tensor, for one more forward pass. Only
+   * for frozen blocks: the gradient flows to the input alone.
+   */
+  private recomputed(i: number): (x: tf.Tensor3D) => tf.Tensor3D {
+    let f = this.recomputing.get(i);
+    if (!f) {
+      f = tf.customGrad(((x: tf.Tensor3D, save: tf.GradSaveFunc) => {
+        save([x]);
+        return {
+          value: tf.tidy(() => this.block(x, i)),
+          gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+            withOwnTape(() => tf.grad((xx: tf.Tensor) => this.block(xx as tf.Tensor3D, i))(saved[0], dy)),
+        };
+      }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor3D) => tf.Tensor3D;
+      this.recomputing.set(i, f);
+    }
+    return f;
+  }
+
   /** Blocks then final LayerNorm; returns the normalised [CLS] token [B, d]. */
   encode(tokens: tf.Tensor3D, t?: Tuning): tf.Tensor2D {
     let x = tokens;
     for (let i = 0; i < this.blocks.length; i++) {
       if (t?.tokens) x = t.tokens(x, i);
-      x = this.block(x, i, t);
+      x = t?.recompute && !t.block ? this.recomputed(i)(x) : this.block(x, i, t);
     }
     const [B, , d] = x.shape;
     const cls = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, d]), [B, d]);
