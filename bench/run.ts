@@ -1,43 +1,98 @@
-// `npm run bench [-- --json] [-- --cpu] [-- --no-browser]`: training-step speed of
-// ViT-Ti/16 at 224, VPT-deep p=10, batch 8, on Node's backends and on the
-// browser's webgpu through Playwright, each beside the backend's own matmul
-// throughput. Prints ratios; asserts nothing.
+// `npm run bench [-- --json] [-- --cpu] [-- --no-browser] [-- --quick]`: training-step speed
+// and memory of VPT-deep on Node's backends (ViT-Ti/16 at 224, p = 1, 10, 50;
+// with and without activation recomputation), ViT-B/16 memory accounting, the
+// browser's webgpu through Playwright, decode-and-resize throughput, and the same
+// step in PyTorch when python3-torch is installed. Each speed is printed beside
+// the backend's own matmul throughput. Prints ratios; asserts nothing.
+import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { useBackend } from '../src/cli/backend';
+import { activationBytesPerImage, choosePasses } from '../src/core/train/memory';
 import { PRESETS } from '../src/core/vit/config';
-import { runCase, type BenchResult } from './step';
 import { runBrowser } from './browser';
+import { benchDecode } from './decode';
+import { forwardFlops, runCase, type BenchCase, type BenchResult } from './step';
 
 const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
 const ti = PRESETS.find((p) => p.name === 'ViT-Ti/16')!.config;
-const rows: (BenchResult & { backend: string; batch: number; note?: string })[] = [];
+const vitB = PRESETS.find((p) => p.name === 'ViT-B/16')!.config;
+type Row = BenchResult & { backend: string; model: string; prompts: number; batch: number; recompute: boolean; note?: string };
+const rows: Row[] = [];
+const log = (s: string) => process.stderr.write(s + '\n');
+
+async function run(backend: string, model: string, bc: BenchCase) {
+  const r = await runCase(bc);
+  rows.push({ backend, model, prompts: bc.prompts, batch: bc.batch, recompute: !!bc.recompute, ...r });
+  log(`${backend} ${model} p=${bc.prompts} batch ${bc.batch}${bc.recompute ? ' recompute' : ''}: ${r.stepMs.toFixed(0)} ms/step, peak ${((r.peakBytes ?? 0) / 2 ** 20).toFixed(0)} MB`);
+}
 
 for (const backend of ['wasm', ...(args.has('--cpu') ? ['cpu' as const] : [])] as const) {
   await useBackend(backend);
-  const r = await runCase({ config: ti, prompts: 10, batch: 8, steps: backend === 'cpu' ? 1 : 3 });
-  rows.push({ backend, batch: 8, ...r });
-  process.stderr.write(`${backend}: ${r.stepMs.toFixed(0)} ms/step\n`);
+  const steps = backend === 'cpu' ? 1 : 2;
+  for (const p of quick || backend === 'cpu' ? [10] : [1, 10, 50]) await run(backend, 'ViT-Ti/16', { config: ti, prompts: p, batch: 8, steps });
+  if (backend === 'wasm') {
+    await run(backend, 'ViT-Ti/16', { config: ti, prompts: 10, batch: 8, steps, recompute: true });
+    // ViT-B/16 for the memory accounting: one small pass, plain and recomputed.
+    if (!quick) for (const recompute of [false, true]) await run(backend, 'ViT-B/16', { config: vitB, prompts: 10, batch: 2, steps: 1, recompute });
+  }
 }
+
 if (!args.has('--no-browser')) {
   // SwiftShader runs WebGPU on the CPU, very slowly: batch 2 keeps this to a few minutes.
   const batch = Number(process.env.BENCH_WEBGPU_BATCH ?? 2);
   try {
     const r = await runBrowser({ config: ti, prompts: 10, batch, steps: 1 });
-    rows.push({ backend: `webgpu (${r.adapter})`, batch, ...r.result });
+    rows.push({ backend: `webgpu (${r.adapter})`, model: 'ViT-Ti/16', prompts: 10, batch, recompute: false, ...r.result });
   } catch (e) {
-    rows.push({ backend: 'webgpu', batch, forwardMs: NaN, stepMs: NaN, imagesPerSecond: NaN, stepGflops: NaN, matmulGflops: NaN, efficiency: NaN, peakBytes: null, note: `not run: ${(e as Error).message}` });
+    rows.push({ backend: 'webgpu', model: 'ViT-Ti/16', prompts: 10, batch, recompute: false, forwardMs: NaN, stepMs: NaN, imagesPerSecond: NaN, stepGflops: NaN, matmulGflops: NaN, efficiency: NaN, peakBytes: null, note: `not run: ${(e as Error).message}` });
   }
 }
 
+// ViT-B/16 VPT-deep p=10 batch 64 within a 2 GiB budget: the plan the studio makes, and its
+// peak from the measured per-image activation growth (two images measured, scaled to the pass).
+const plan = choosePasses(vitB, 10, 64, 2 ** 31);
+const b2 = rows.filter((r) => r.model === 'ViT-B/16');
+const backboneBytes = 4 * 86_000_000 * 2; // weights + pre-transposed copies for backward
+const perImage = (re: boolean) => { const r = b2.find((x) => x.recompute === re); return r?.peakBytes ? (r.peakBytes - backboneBytes) / 2 : null; };
+const vitb64 = {
+  plan, estimatePerImageBytes: { plain: activationBytesPerImage(vitB, 10), recompute: activationBytesPerImage(vitB, 10, true) },
+  measuredPerImageBytes: { plain: perImage(false), recompute: perImage(true) },
+  peakPerPassBytes: perImage(plan.recompute) === null ? null : plan.microBatch * perImage(plan.recompute)!,
+};
+
+const decode = benchDecode(quick ? 4 : 12);
+log(`decode + resize: ${decode.imagesPerSecond.toFixed(1)} images/s (${decode.width}x${decode.height} JPEG)`);
+
+let torch: { torch: string; threads: number; forwardMs: number; stepMs: number; matmulGflops: number } | null = null;
+let torchNote = '';
+// Debian's python3-torch lives in /usr/bin/python3, which a pyenv or venv python3 on PATH may hide.
+const pythons = ['python3', '/usr/bin/python3'].filter((x) => spawnSync(x, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
+const py = spawnSync(pythons[0] ?? 'python3', ['bench/torch_step.py', '10', '8'], { encoding: 'utf8', timeout: 600_000 });
+if (py.status === 0) torch = JSON.parse(py.stdout.trim().split('\n').at(-1)!);
+else torchNote = `PyTorch baseline skipped: ${(py.stderr || py.error?.message || 'python3 failed').trim().split('\n').at(-1)} (install python3-torch)`;
+const ours = rows.find((r) => r.backend === 'wasm' && r.model === 'ViT-Ti/16' && r.prompts === 10 && !r.recompute);
+const tf10 = forwardFlops(ti, 10);
+const ratio = torch && ours ? {
+  stepOursOverTorch: ours.stepMs / torch.stepMs, forwardOursOverTorch: ours.forwardMs / torch.forwardMs,
+  // The same FLOP count as ours: PyTorch's step against PyTorch's own matmul.
+  torchEfficiency: (8 * (2 * tf10.total - tf10.patch)) / 1e9 / (torch.stepMs / 1000) / torch.matmulGflops,
+} : null;
+
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
 if (args.has('--json')) {
-  process.stdout.write(JSON.stringify({ machine, model: 'ViT-Ti/16 224, VPT-deep p=10', rows }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ machine, rows, vitb64, decode, torch, torchNote: torchNote || undefined, ratio }, null, 2) + '\n');
 } else {
-  console.log(`ViT-Ti/16 at 224, VPT-deep p=10 (${machine})`);
-  console.log('backend                          batch  fwd ms  step ms  img/s  step GFLOP  matmul GFLOP/s  step/matmul  peak MB');
+  console.log(`VPT-deep training step (${machine})`);
+  console.log('backend                          model      p  batch  recomp  fwd ms  step ms  img/s  step GFLOP  matmul GFLOP/s  step/matmul  peak MB');
   for (const r of rows) {
-    console.log([r.backend.padEnd(32), String(r.batch).padStart(5), r.forwardMs.toFixed(0).padStart(7), r.stepMs.toFixed(0).padStart(8),
+    console.log([r.backend.padEnd(32), r.model.padEnd(10), String(r.prompts).padStart(2), String(r.batch).padStart(6), (r.recompute ? 'yes' : 'no').padStart(7), r.forwardMs.toFixed(0).padStart(7), r.stepMs.toFixed(0).padStart(8),
       r.imagesPerSecond.toFixed(2).padStart(6), r.stepGflops.toFixed(1).padStart(11), r.matmulGflops.toFixed(2).padStart(15),
       `${(100 * r.efficiency).toFixed(0)}%`.padStart(12), (r.peakBytes === null ? '-' : (r.peakBytes / 2 ** 20).toFixed(0)).padStart(8), r.note ?? ''].join(' '));
   }
+  const mb = (v: number | null) => (v === null ? '-' : `${(v / 2 ** 20).toFixed(0)} MB`);
+  console.log(`\nViT-B/16 VPT-deep p=10 batch 64, 2 GiB activation budget: passes of ${plan.microBatch} images${plan.recompute ? ' with recomputation' : ''}; activations per image estimated ${mb(vitb64.estimatePerImageBytes.plain)} plain / ${mb(vitb64.estimatePerImageBytes.recompute)} recomputed, measured ${mb(vitb64.measuredPerImageBytes.plain)} / ${mb(vitb64.measuredPerImageBytes.recompute)}; peak per pass ${mb(vitb64.peakPerPassBytes)} above the backbone`);
+  console.log(`decode + resize to 224: ${decode.imagesPerSecond.toFixed(1)} images/s (${decode.width}x${decode.height} JPEG, ${(decode.meanBytes / 1024).toFixed(0)} KB each)`);
+  if (torch && ratio) console.log(`PyTorch ${torch.torch} (${torch.threads} threads): step ${torch.stepMs.toFixed(0)} ms, forward ${torch.forwardMs.toFixed(0)} ms, matmul ${torch.matmulGflops.toFixed(1)} GFLOP/s; its step reaches ${(100 * ratio.torchEfficiency).toFixed(0)}% of its matmul; ours (wasm) / PyTorch: step ${ratio.stepOursOverTorch.toFixed(2)}x, forward ${ratio.forwardOursOverTorch.toFixed(2)}x`);
+  else console.log(torchNote);
 }

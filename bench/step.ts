@@ -4,13 +4,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { Optimizer, DEFAULT_OPTIMIZER } from '../src/core/train/optimizer';
 import { Rng } from '../src/core/train/rng';
-import { vptParamGroups, vptStep } from '../src/core/train/step';
-import { disposeVars, head, initVpt, toVars, vptFeatures } from '../src/core/tuning/vpt';
+import { forwardOf, optimizerStep, paramGroups } from '../src/core/train/step';
+import { disposeVars, initState, makeVars } from '../src/core/tuning/params';
+import { vptDeep } from '../src/core/tuning/prompt';
 import type { ViTConfig } from '../src/core/vit/config';
 import { FrozenViT } from '../src/core/vit/model';
 import type { ViTWeights } from '../src/core/vit/weights';
 
-export interface BenchCase { config: ViTConfig; prompts: number; batch: number; steps: number }
+export interface BenchCase { config: ViTConfig; prompts: number; batch: number; steps: number; recompute?: boolean }
 export interface BenchResult {
   forwardMs: number; stepMs: number; imagesPerSecond: number; stepGflops: number;
   matmulGflops: number; efficiency: number; peakBytes: number | null;
@@ -54,21 +55,25 @@ export async function matmulGflops(M: number, K: number, N: number, reps = 5): P
 
 export async function runCase(bc: BenchCase): Promise<BenchResult> {
   const { config: c, prompts: p, batch: B } = bc;
-  const model = new FrozenViT(randomWeights(c));
+  const w = randomWeights(c);
+  const model = new FrozenViT(w);
   model.prepareBackward();
-  const vars = toVars(initVpt(c, 'deep', p, 10, new Rng(2)));
-  const opt = new Optimizer(DEFAULT_OPTIMIZER, vptParamGroups(vars, 1e-4));
+  const vars = makeVars(vptDeep, initState(vptDeep, w, { name: 'vpt-deep', n: p }, 10, new Rng(2)), c);
+  const opt = new Optimizer(DEFAULT_OPTIMIZER, paramGroups(vars, 1e-4));
+  const train = forwardOf(model, vptDeep, vars, { recompute: bc.recompute });
+  const infer = forwardOf(model, vptDeep, vars);
   const S = c.imageSize;
   const images = Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i));
   const batch = { inputs: images, rowShape: [S, S, 3], labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B };
   const x = tf.tensor4d(images, [B, S, S, 3]);
-  const forwardMs = await timeIt(async () => { const y = tf.tidy(() => head(vptFeatures(model, vars, x), vars.headW, vars.headB)); await y.data(); y.dispose(); }, bc.steps);
+  const forwardMs = await timeIt(async () => { const y = tf.tidy(() => infer(x)); await y.data(); y.dispose(); }, bc.steps);
   let peak: number | null = null;
-  const step = async () => { const r = vptStep(model, vars, opt, batch, 0.01, { microBatch: B, promptDropout: 0, rng: new Rng(0) }); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
+  const step = async () => { const r = optimizerStep(train, vars, opt, batch, 0.01, B); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
   const stepMs = await timeIt(step, bc.steps);
   try { peak = (await tf.profile(step)).peakBytes; } catch { peak = null; }
   const f = forwardFlops(c, p);
-  // Prompt tuning needs input gradients only: backward ~ forward without the patch embedding.
+  // Prompt tuning needs input gradients only: backward ~ forward without the patch embedding
+  // (recomputation adds one more forward of the blocks, not counted: it is overhead, not work).
   const stepGflops = (B * (2 * f.total - f.patch)) / 1e9;
   // The FC1 product of this model: [B*T, d] x [d, mlp].
   const T = (S / c.patchSize) ** 2 + 1 + p;

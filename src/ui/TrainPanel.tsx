@@ -2,7 +2,7 @@ import { defaultLr, type TrainConfig } from '../core/train/config';
 import { plannedParams } from '../core/tuning/params';
 import { PROTOCOLS, protocolOf } from '../core/tuning/registry';
 import type { ProtocolName } from '../core/tuning/types';
-import { largestActivationBytes } from '../core/train/memory';
+import { activationBytesPerImage } from '../core/train/memory';
 import { patch, useStore } from '../store/store';
 import { useState } from 'react';
 import { discardSavedRun, measureSpeed, pauseTraining, resumeTraining, startTraining, stopTraining } from './actions';
@@ -32,7 +32,7 @@ export function TrainPanel() {
   const proto = protocolOf(c.protocol.name);
   const prompts = proto.name.startsWith('vpt-') ? c.protocol.n : 0;
   const params = bb ? plannedParams(proto, bb.config, c.protocol.n, Math.max(2, classes)) : 0;
-  const activations = bb ? largestActivationBytes(bb.config, prompts) * bb.config.numLayers * 6 * c.batch : 0;
+  const activations = bb ? activationBytesPerImage(bb.config, prompts) * c.batch : 0;
   const h = t.history;
   const last = h.at(-1);
   const elapsed = (Date.now() - t.startedAt) / 1000;

@@ -90,3 +90,19 @@ export async function startBackend(prefer: BackendName | undefined, onDeviceErro
   }
   throw new Error(`no tfjs backend works here: ${fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; ')}`);
 }
+
+/**
+ * Compile every shader a graph needs before it runs (tfjs-backend-webgpu's
+ * compile-only mode: kernels are built, not executed, so outputs are
+ * garbage and nothing may be read or assigned meanwhile). Elsewhere a no-op.
+ */
+export async function precompileWebgpu(graph: () => void): Promise<void> {
+  if (tf.getBackend() !== 'webgpu') return;
+  tf.env().set('WEBGPU_ENGINE_COMPILE_ONLY', true);
+  try {
+    tf.tidy(graph);
+  } finally {
+    tf.env().set('WEBGPU_ENGINE_COMPILE_ONLY', false);
+  }
+  await (tf.backend() as unknown as { checkCompileCompletionAsync(): Promise<void> }).checkCompileCompletionAsync();
+}

@@ -12,7 +12,7 @@ import { readCheckpoint, writeCheckpoint, type Checkpoint, type EpochReport } fr
 import { compareProtocols } from '../core/train/compare';
 import { train as runTraining, type TrainData, type TrainHooks, type TrainResult } from '../core/train/loop';
 import { searchHyper } from '../core/train/search';
-import { restartBackend, webgpuDeviceLost } from './backend-chain';
+import { precompileWebgpu, restartBackend, webgpuDeviceLost } from './backend-chain';
 import { chooseMicroBatch, choosePasses } from '../core/train/memory';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
 import { countTuned, disposeVars, initState, makeVars } from '../core/tuning/params';
@@ -231,6 +231,7 @@ export class Session {
         await (this.paused?.promise ?? Promise.resolve());
       },
       shouldStop: () => this.stopRequested || (extra.shouldStop?.() ?? false),
+      precompile: precompileWebgpu,
       onCheckpoint: (c: Checkpoint) => {
         last = c;
         // Only single runs are offered for resuming after a reload; comparisons and searches recover in place.

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/cli/backend';
 import { resolveTrainConfig } from '../../src/core/train/config';
+import { activationBytesPerImage } from '../../src/core/train/memory';
 import { fillBatch, type Example } from '../../src/core/train/evaluate';
 import { train } from '../../src/core/train/loop';
 import { Rng } from '../../src/core/train/rng';
@@ -69,5 +70,23 @@ describe('activation recomputation', () => {
     expect(Array.from(c.state.params.get('prompts')!.data)).toEqual(Array.from(a.state.params.get('prompts')!.data));
     expect(c.history.map((h) => h.loss)).toEqual(a.history.map((h) => h.loss));
     expect(c.peakBytes!).toBeLessThan(a.peakBytes!);
+  });
+
+  it('the activation estimate the micro-batch planner uses matches the measured peak', async () => {
+    const spec = parseSpec('vpt-deep-10');
+    const proto = protocolOf(spec.name);
+    for (const recompute of [false, true]) {
+      const vars = makeVars(proto, initState(proto, b.weights, spec, 3, new Rng(1)), model.config);
+      const ex = images(8, 5);
+      const batch = { inputs: fillBatch(ex.map((e) => e.image), pre, 8), rowShape: [32, 32, 3], labels: Int32Array.from(ex.map((e) => e.label)), weights: new Float32Array(8).fill(1), size: 8 };
+      const base = tf.memory().numBytes;
+      const prof = await tf.profile(() => { const r = batchGradients(forwardOf(model, proto, vars, { recompute }), vars, batch, 8); return [r.loss, r.correct, ...r.grads.values()]; });
+      const measured = (prof.peakBytes - base) / 8;
+      const estimate = activationBytesPerImage(model.config, 10, recompute);
+      // Never below the measurement by more than 10% (the planner must not overcommit), never far above.
+      expect(estimate, `recompute ${recompute}: measured ${measured}`).toBeGreaterThan(0.9 * measured);
+      expect(estimate).toBeLessThan(1.5 * measured);
+      disposeVars(vars);
+    }
   });
 });

@@ -20,7 +20,7 @@ import { argmaxRows, evaluatePredictions, type Evaluation } from './metrics';
 import { DEFAULT_OPTIMIZER, Optimizer } from './optimizer';
 import { Rng } from './rng';
 import { appliedLr, lrMultiplier } from './schedule';
-import { forwardOf, optimizerStep, paramGroups, type StepResult } from './step';
+import { batchGradients, forwardOf, optimizerStep, paramGroups, type StepResult } from './step';
 
 export interface TrainData { train: Example[]; val: Example[]; classes: string[] }
 
@@ -33,6 +33,12 @@ export interface TrainHooks {
   gate?: () => Promise<void>;
   /** Called after every epoch with a resumable checkpoint. */
   onCheckpoint?: (c: Checkpoint) => void | Promise<void>;
+  /**
+   * Called once before the first step with a function that builds one
+   * step's forward and backward graph without updating anything: a GPU
+   * backend can compile every shader up front (WebGPU's compile-only mode).
+   */
+  precompile?: (graph: () => void) => Promise<void>;
 }
 
 export interface TrainResult {
@@ -157,6 +163,11 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
         idx.forEach((j, i) => { labels[i] = data.train[j].label; weights[i] = 1; });
         const batch = { inputs: batchInputs(idx), rowShape, labels, weights, size: B };
         lr = lr0 * lrMultiplier(cfg.schedule, step, stepsPerEpoch, cfg.warmupEpochs, cfg.epochs);
+        if (s === 0 && hooks.precompile) {
+          // No dropout and no update: the RNG and the variables stay as they are.
+          const plain = forwardOf(model, proto, vars, { cached, recompute: cfg.recompute });
+          await hooks.precompile(() => { const g = batchGradients(plain, vars, batch, micro); tf.dispose([g.loss, g.correct, ...g.grads.values()]); });
+        }
         const run = () => optimizerStep(forward, vars, opt, batch, lr, micro);
         if (step === 0) {
           // The first step's peak, measured once: tf.profile tracks every allocation.

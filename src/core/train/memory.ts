@@ -17,15 +17,19 @@ export function largestActivationBytes(c: ViTConfig, prompts: number): number {
 }
 
 /**
- * Activation bytes one image keeps for backward: per block about twelve
- * [T, d] tensors (norms, residuals, q/k/v, projections), three [T, mlp]
- * (pre-activation, erf, GELU output) and three [H, T, T] (scores, softmax, grad).
+ * Activation bytes one image needs in a step. Fitted to tf.profile peaks of
+ * tfjs 4.22 steps (`npm run bench`: ViT-Ti/16 with p = 1, 10, 50 and ViT-B/16
+ * with p = 10, on wasm; webgpu's peak per image matched wasm's): per block
+ * about 80 [T, d] + 20 [T, mlp] + 7 [H, T, T] floats, five times a count of
+ * the tensors the tape saves, because the backward pass holds every
+ * intermediate gradient until it ends. With recomputation: each block's input
+ * twice (kept, and its gradient) plus 1.4 blocks' worth while one block is
+ * rerun and differentiated.
  */
 export function activationBytesPerImage(c: ViTConfig, prompts: number, recompute = false): number {
   const T = tokens(c, prompts);
-  const perBlock = T * (12 * c.hiddenSize + 3 * c.mlpDim) + 3 * c.numHeads * T * T;
-  // Recomputation keeps each block's input [T, d] and, during backward, one block's intermediates.
-  return 4 * (recompute ? c.numLayers * T * c.hiddenSize + perBlock : perBlock * c.numLayers);
+  const perBlock = T * (80 * c.hiddenSize + 20 * c.mlpDim) + 7 * c.numHeads * T * T;
+  return 4 * (recompute ? 2 * c.numLayers * T * c.hiddenSize + 1.4 * perBlock : perBlock * c.numLayers);
 }
 
 /** Default activation budget: 2 GiB, the issue's target for VPT-deep ViT-B/16 batch 64. */
