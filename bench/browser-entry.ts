@@ -1,12 +1,20 @@
-// Browser side of the bench: start webgpu, then run the shared case.
+// Browser side of the bench: start the requested GPU backend, then run the shared case.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { runCase, type BenchCase } from './step';
 
-export async function benchWebgpu(bc: BenchCase) {
-  if (!(await tf.setBackend('webgpu'))) throw new Error('webgpu backend did not start');
+export async function benchIn(backend: 'webgpu' | 'webgl', bc: BenchCase) {
+  if (!(await tf.setBackend(backend))) throw new Error(`${backend} backend did not start`);
   await tf.ready();
-  const gpu = (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string } } | null> } }).gpu;
-  const a = await gpu.requestAdapter();
-  return { adapter: [a?.info?.vendor, a?.info?.architecture].filter(Boolean).join(' '), result: await runCase(bc) };
+  let adapter = '';
+  if (backend === 'webgpu') {
+    const gpu = (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string } } | null> } }).gpu;
+    const a = await gpu.requestAdapter();
+    adapter = [a?.info?.vendor, a?.info?.architecture].filter(Boolean).join(' ');
+  } else {
+    const gl = document.createElement('canvas').getContext('webgl2');
+    const ext = gl?.getExtension('WEBGL_debug_renderer_info');
+    adapter = ext ? String(gl!.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : 'webgl2';
+  }
+  return { adapter, result: await runCase(bc) };
 }

@@ -1,18 +1,18 @@
-// Runs bench/step.ts inside Chromium on the webgpu backend (Vite dev server + Playwright).
+// Runs bench/step.ts inside Chromium on the webgpu or webgl backend (Vite dev server + Playwright).
 import type { BenchCase, BenchResult } from './step';
 
-export async function runBrowser(bc: BenchCase): Promise<{ adapter: string; result: BenchResult }> {
+export async function runBrowser(backend: 'webgpu' | 'webgl', bc: BenchCase): Promise<{ adapter: string; result: BenchResult }> {
   // @ts-expect-error: plain JS test harness
   const { launch, startServer } = await import('../tests/e2e/harness.mjs');
   const srv = await startServer();
   const br = await launch();
   try {
     await br.page.goto(srv.url);
-    return await br.page.evaluate(async (c: BenchCase) => {
+    return await br.page.evaluate(async ([name, c]: [typeof backend, BenchCase]) => {
       // Resolved by the Vite dev server in the page, not by Node.
       const mod = await import(/* @vite-ignore */ '/bench/browser-entry.ts' as string) as typeof import('./browser-entry');
-      return mod.benchWebgpu(c);
-    }, bc);
+      return mod.benchIn(name, c);
+    }, [backend, bc] as [typeof backend, BenchCase]);
   } finally {
     await br.browser.close();
     await srv.server.close();

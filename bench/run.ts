@@ -1,7 +1,7 @@
 // `npm run bench [-- --json] [-- --cpu] [-- --no-browser] [-- --quick]`: training-step speed
 // and memory of VPT-deep on Node's backends (ViT-Ti/16 at 224, p = 1, 10, 50;
 // with and without activation recomputation), ViT-B/16 memory accounting, the
-// browser's webgpu through Playwright, decode-and-resize throughput, and the same
+// browser's webgpu and webgl through Playwright, decode-and-resize throughput, and the same
 // step in PyTorch when python3-torch is installed. Each speed is printed beside
 // the backend's own matmul throughput. Prints ratios; asserts nothing.
 import { spawnSync } from 'node:child_process';
@@ -39,13 +39,16 @@ for (const backend of ['wasm', ...(args.has('--cpu') ? ['cpu' as const] : [])] a
 }
 
 if (!args.has('--no-browser')) {
-  // SwiftShader runs WebGPU on the CPU, very slowly: batch 2 keeps this to a few minutes.
-  const batch = Number(process.env.BENCH_WEBGPU_BATCH ?? 2);
-  try {
-    const r = await runBrowser({ config: ti, prompts: 10, batch, steps: 1 });
-    rows.push({ backend: `webgpu (${r.adapter})`, model: 'ViT-Ti/16', prompts: 10, batch, recompute: false, ...r.result });
-  } catch (e) {
-    rows.push({ backend: 'webgpu', model: 'ViT-Ti/16', prompts: 10, batch, recompute: false, forwardMs: NaN, stepMs: NaN, imagesPerSecond: NaN, stepGflops: NaN, matmulGflops: NaN, efficiency: NaN, peakBytes: null, note: `not run: ${(e as Error).message}` });
+  // SwiftShader runs WebGPU and WebGL on the CPU, very slowly: batch 2 keeps this to a few minutes.
+  const batch = Number(process.env.BENCH_BROWSER_BATCH ?? 2);
+  for (const backend of ['webgpu', 'webgl'] as const) {
+    try {
+      const r = await runBrowser(backend, { config: ti, prompts: 10, batch, steps: 1 });
+      rows.push({ backend: `${backend} (${r.adapter})`, model: 'ViT-Ti/16', prompts: 10, batch, recompute: false, ...r.result });
+      log(`${backend}: ${r.result.stepMs.toFixed(0)} ms/step`);
+    } catch (e) {
+      rows.push({ backend, model: 'ViT-Ti/16', prompts: 10, batch, recompute: false, forwardMs: NaN, stepMs: NaN, imagesPerSecond: NaN, stepGflops: NaN, matmulGflops: NaN, efficiency: NaN, peakBytes: null, note: `not run: ${(e as Error).message}` });
+    }
   }
 }
 
