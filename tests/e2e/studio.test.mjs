@@ -162,7 +162,7 @@ test('device loss, out-of-memory and a reload mid-run: backend rebuilt, smaller 
   await page.goto(`${srv.url}?debug=1`);
   await page.getByTestId('demo-backbone').click();
   await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
-  const data = letters(join(tmp, 'faults'), ['H', 'I', 'J'], 8);
+  const data = letters(join(tmp, 'faults'), ['H', 'I', 'J'], 6);
   await page.getByTestId('folder-input').setInputFiles(data);
   await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
   await page.getByLabel('Prompt tokens', { exact: true }).fill('1');
