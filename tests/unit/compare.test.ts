@@ -1,23 +1,19 @@
 /** The comparison table and the grid search, on the real tiny backbone with Linear (features cached: fast). */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useBackend } from '../../src/cli/backend';
 import { loadExamples, readLayout } from '../../src/cli/node-io';
 import { compareCsv, compareProtocols, storedMultiple, summarise, type CompareRun, type Runner } from '../../src/core/train/compare';
 import type { Example } from '../../src/core/train/evaluate';
 import { train } from '../../src/core/train/loop';
 import { hopeless, searchHyper, tuningSplit } from '../../src/core/train/search';
 import { parseSpec } from '../../src/core/tuning/registry';
-import { FrozenViT } from '../../src/core/vit/model';
-import { NOTMNIST, tinyBackbone } from './helpers';
+import type { FrozenViT } from '../../src/core/vit/model';
+import { NOTMNIST, tinyModel } from './helpers';
 
 let run: Runner;
 let data: { train: Example[]; val: Example[]; classes: string[] };
 
 beforeAll(async () => {
-  await useBackend('wasm');
-  const b = await tinyBackbone();
-  const model = new FrozenViT(b.weights);
-  const pre = { ...b.preprocessing, resize: 'direct' as const };
+  const { b, model, pre } = await tinyModel();
   const layout = readLayout(NOTMNIST);
   const tr = loadExamples(NOTMNIST, layout, 'train', pre);
   const take = (ex: Example[], n: number) => { const seen = new Map<number, number>(); return ex.filter((e) => { const k = seen.get(e.label) ?? 0; seen.set(e.label, k + 1); return k < n && e.label < 4; }); };

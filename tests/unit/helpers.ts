@@ -4,7 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import { readSafetensors } from '../../src/core/io/safetensors';
 import type { HostTensor } from '../../src/core/io/tensor-map';
+import { useBackend } from '../../src/cli/backend';
+import type { Preprocessing } from '../../src/core/vit/config';
 import { loadBackbone, type Backbone } from '../../src/core/vit/load';
+import { FrozenViT } from '../../src/core/vit/model';
 
 export const SHARED = resolve(__dirname, '../../../shared');
 export const FIX = join(SHARED, 'fixtures/vpt-reference');
@@ -39,6 +42,19 @@ export async function tinyBackbone(): Promise<Backbone> {
     config: JSON.parse(readFileSync(join(TINY, 'config.json'), 'utf8')),
     preprocessor: JSON.parse(readFileSync(join(TINY, 'preprocessor_config.json'), 'utf8')),
   });
+}
+
+/**
+ * The real tiny backbone on wasm, ready to train: its model with the
+ * backward weight copies made (they belong to the model, not to a run, so
+ * leak checks start after them), and its preprocessing without cropping.
+ */
+export async function tinyModel(): Promise<{ b: Backbone; model: FrozenViT; pre: Preprocessing }> {
+  await useBackend('wasm');
+  const b = await tinyBackbone();
+  const model = new FrozenViT(b.weights);
+  model.prepareBackward();
+  return { b, model, pre: { ...b.preprocessing, resize: 'direct' } };
 }
 
 /** max-abs error divided by the reference's max-abs (the fixture README's measure). */

@@ -6,15 +6,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useBackend } from '../../src/cli/backend';
 import { loadExamples, readLayout } from '../../src/cli/node-io';
 import { resolveTrainConfig } from '../../src/core/train/config';
 import type { Example } from '../../src/core/train/evaluate';
 import { evaluateState, train as trainVpt } from '../../src/core/train/loop';
 import type { Preprocessing } from '../../src/core/vit/config';
 import type { Backbone } from '../../src/core/vit/load';
-import { FrozenViT } from '../../src/core/vit/model';
-import { NOTMNIST, tinyBackbone } from './helpers';
+import type { FrozenViT } from '../../src/core/vit/model';
+import { NOTMNIST, tinyModel } from './helpers';
 
 function perClass(ex: Example[], n: number): Example[] {
   const seen = new Map<number, number>();
@@ -24,11 +23,7 @@ function perClass(ex: Example[], n: number): Example[] {
 let b: Backbone, model: FrozenViT, pre: Preprocessing, train: Example[], test: Example[], classes: string[];
 
 beforeAll(async () => {
-  await useBackend('wasm');
-  b = await tinyBackbone();
-  model = new FrozenViT(b.weights);
-  model.prepareBackward(); // its transposed weight copies belong to the model, not to a run
-  pre = { ...b.preprocessing, resize: 'direct' };
+  ({ b, model, pre } = await tinyModel());
   const layout = readLayout(NOTMNIST);
   const tr = loadExamples(NOTMNIST, layout, 'train', pre);
   classes = tr.classes;

@@ -6,7 +6,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useBackend } from '../../src/cli/backend';
 import { checkTaskAgainstBackbone, readTask, writeTask } from '../../src/core/io/task-file';
 import { resolveTrainConfig } from '../../src/core/train/config';
 import { fillBatch, inferRows, type Example } from '../../src/core/train/evaluate';
@@ -19,8 +18,8 @@ import { formatSpec, parseSpec, PROTOCOLS, protocolOf } from '../../src/core/tun
 import type { ProtocolSpec } from '../../src/core/tuning/types';
 import type { Preprocessing } from '../../src/core/vit/config';
 import type { Backbone } from '../../src/core/vit/load';
-import { FrozenViT } from '../../src/core/vit/model';
-import { tinyBackbone } from './helpers';
+import type { FrozenViT } from '../../src/core/vit/model';
+import { tinyModel } from './helpers';
 
 /** Class 0: a horizontal stroke, class 1: a vertical one, at random places, on noise. */
 function strokes(n: number, seed: number): Example[] {
@@ -44,11 +43,7 @@ let b: Backbone, model: FrozenViT, pre: Preprocessing;
 const frozenCopy: Float32Array[] = [];
 
 beforeAll(async () => {
-  await useBackend('wasm');
-  b = await tinyBackbone();
-  model = new FrozenViT(b.weights);
-  model.prepareBackward(); // its transposed weight copies belong to the model, not to a run
-  pre = { ...b.preprocessing, resize: 'direct' };
+  ({ b, model, pre } = await tinyModel());
   frozenCopy.push(b.weights.patchW.slice(), ...b.weights.blocks.flatMap((k) => [k.qkvW.slice(), k.fc1W.slice(), k.ln1b.slice()]), b.weights.normB.slice());
 });
 

@@ -4,7 +4,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useBackend } from '../../src/cli/backend';
 import { resolveTrainConfig } from '../../src/core/train/config';
 import { activationBytesPerImage } from '../../src/core/train/memory';
 import { fillBatch, type Example } from '../../src/core/train/evaluate';
@@ -15,16 +14,12 @@ import { disposeVars, initState, makeVars } from '../../src/core/tuning/params';
 import { parseSpec, protocolOf } from '../../src/core/tuning/registry';
 import type { Preprocessing } from '../../src/core/vit/config';
 import type { Backbone } from '../../src/core/vit/load';
-import { FrozenViT } from '../../src/core/vit/model';
-import { tinyBackbone } from './helpers';
+import type { FrozenViT } from '../../src/core/vit/model';
+import { tinyModel } from './helpers';
 
 let b: Backbone, model: FrozenViT, pre: Preprocessing;
 beforeAll(async () => {
-  await useBackend('wasm');
-  b = await tinyBackbone();
-  model = new FrozenViT(b.weights);
-  model.prepareBackward();
-  pre = { ...b.preprocessing, resize: 'direct' };
+  ({ b, model, pre } = await tinyModel());
 });
 
 const images = (n: number, seed: number): Example[] => {

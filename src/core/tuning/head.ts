@@ -16,8 +16,13 @@ export function headParams(d: number, C: number): [string, ParamDef][] {
 }
 
 /** Linear head in torch layout: x W^T + b. */
+export function head(features: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  return tf.add(tf.matMul(features, w as tf.Tensor2D, false, true), b) as tf.Tensor2D;
+}
+
+/** The head from a protocol's variables. */
 export function linearHead(features: tf.Tensor2D, vars: Vars): tf.Tensor2D {
-  return tf.add(tf.matMul(features, vars.get('head.weight')!, false, true), vars.get('head.bias')!) as tf.Tensor2D;
+  return head(features, vars.get('head.weight')!, vars.get('head.bias')!);
 }
 
 /** Hidden layers of Mlp-k: d -> d, ReLU, kaiming normal (fan_out) as the official MLP head. */

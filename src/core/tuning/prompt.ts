@@ -2,11 +2,10 @@
  * VPT-shallow and VPT-deep as protocols (the prompt mechanics are in
  * vpt.ts). Tensors: `prompts` [Lp, p, d] (Lp = 1 or L) and the head.
  */
-import * as tf from '@tensorflow/tfjs';
 import { headParams, linearHead } from './head';
 import { configOf, uniform } from './params';
 import type { Protocol, TunedState } from './types';
-import { promptHook, promptLayers, type Variant, type VptState } from './vpt';
+import { dropoutMask, promptBound, promptHook, promptLayers, type Variant, type VptState } from './vpt';
 
 function vptProtocol(variant: Variant): Protocol {
   return {
@@ -18,21 +17,13 @@ function vptProtocol(variant: Variant): Protocol {
       const c = configOf(w);
       const d = c.hiddenSize;
       const Lp = promptLayers(variant, c);
-      // The official xavier-style bound over the patch fan-in, as initVpt.
-      const v = Math.sqrt(6 / (3 * c.patchSize * c.patchSize + d));
-      return new Map([['prompts', { shape: [Lp, p, d], init: uniform(Lp * p * d, v) }], ...headParams(d, C)]);
+      return new Map([['prompts', { shape: [Lp, p, d], init: uniform(Lp * p * d, promptBound(c)) }], ...headParams(d, C)]);
     },
     tuning: (vars, _c, opts) => {
       const prompts = vars.get('prompts')!;
       const [, p, d] = prompts.shape;
       const dr = opts.dropout;
-      const mask = dr && dr.rate > 0 ? (_layer: number, B: number) => {
-        // Scaled by 1 / (1 - rate) like torch.nn.Dropout.
-        const keep = 1 - dr.rate;
-        const m = new Float32Array(B * p * d);
-        for (let i = 0; i < m.length; i++) m[i] = dr.rng.next() < keep ? 1 / keep : 0;
-        return tf.tensor3d(m, [B, p, d]);
-      } : undefined;
+      const mask = dr && dr.rate > 0 ? (_layer: number, B: number) => dropoutMask(dr.rng, B, p, d, dr.rate) : undefined;
       return { tokens: promptHook(prompts, mask) };
     },
     logits: linearHead,

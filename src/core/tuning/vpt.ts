@@ -10,6 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../train/rng';
 import type { ViTConfig } from '../vit/config';
 import type { FrozenViT, TokenHook } from '../vit/model';
+import { headParams } from './head';
+import { uniform } from './params';
 
 export type Variant = 'deep' | 'shallow';
 
@@ -30,22 +32,21 @@ export function promptLayers(variant: Variant, c: ViTConfig): number {
   return variant === 'deep' ? c.numLayers : 1;
 }
 
+/** The official xavier-style bound of the prompts' uniform initialisation, over the patch fan-in: sqrt(6 / (3 P^2 + d)). */
+export function promptBound(c: ViTConfig): number {
+  return Math.sqrt(6 / (3 * c.patchSize * c.patchSize + c.hiddenSize));
+}
+
 /**
- * Initial state. Prompts: uniform(-v, v), v = sqrt(6 / (3 * patch^2 + d)),
- * the official xavier-style bound over the patch fan-in. Head: kaiming
- * normal with fan_out (std = sqrt(2 / C)) and bias -ln(99) (the official
- * MLP head's `special_bias`, a prior probability of 0.01).
+ * Initial state: prompts uniform(-v, v) with v = promptBound, then the head
+ * (head.ts: kaiming normal fan_out, bias -ln(99)), from one PRNG in that order
+ * (the same draws as the vpt-* protocols' initState).
  */
 export function initVpt(c: ViTConfig, variant: Variant, numPrompts: number, numClasses: number, rng: Rng): VptState {
   const d = c.hiddenSize;
-  const v = Math.sqrt(6 / (3 * c.patchSize * c.patchSize + d));
-  const prompts = new Float32Array(promptLayers(variant, c) * numPrompts * d);
-  for (let i = 0; i < prompts.length; i++) prompts[i] = rng.uniform(-v, v);
-  const std = Math.sqrt(2 / numClasses);
-  const headW = new Float32Array(numClasses * d);
-  for (let i = 0; i < headW.length; i++) headW[i] = rng.normal() * std;
-  const headB = new Float32Array(numClasses).fill(-Math.log(99));
-  return { variant, prompts, numPrompts, headW, headB, numClasses, hiddenSize: d };
+  const prompts = uniform(promptLayers(variant, c) * numPrompts * d, promptBound(c))(rng);
+  const [[, w], [, b]] = headParams(d, numClasses);
+  return { variant, prompts, numPrompts, headW: w.init(rng), headB: b.init(rng), numClasses, hiddenSize: d };
 }
 
 /** The trainable tensors while a run is live. */
@@ -80,17 +81,17 @@ export function disposeVars(v: VptVars): void {
   v.prompts.dispose(); v.headW.dispose(); v.headB.dispose();
 }
 
-/**
- * Prompt dropout masks, one [B, p, d] per prompt layer, already scaled by
- * 1 / (1 - rate) like torch.nn.Dropout; drawn from our PRNG for determinism.
- */
-export function dropoutMasks(rng: Rng, layers: number, B: number, p: number, d: number, rate: number): tf.Tensor3D[] {
+/** One prompt-dropout mask [B, p, d], scaled by 1 / (1 - rate) like torch.nn.Dropout; drawn from our PRNG for determinism. */
+export function dropoutMask(rng: Rng, B: number, p: number, d: number, rate: number): tf.Tensor3D {
   const keep = 1 - rate;
-  return Array.from({ length: layers }, () => {
-    const m = new Float32Array(B * p * d);
-    for (let i = 0; i < m.length; i++) m[i] = rng.next() < keep ? 1 / keep : 0;
-    return tf.tensor3d(m, [B, p, d]);
-  });
+  const m = new Float32Array(B * p * d);
+  for (let i = 0; i < m.length; i++) m[i] = rng.next() < keep ? 1 / keep : 0;
+  return tf.tensor3d(m, [B, p, d]);
+}
+
+/** One mask per prompt layer. */
+export function dropoutMasks(rng: Rng, layers: number, B: number, p: number, d: number, rate: number): tf.Tensor3D[] {
+  return Array.from({ length: layers }, () => dropoutMask(rng, B, p, d, rate));
 }
 
 /**
@@ -117,7 +118,4 @@ export function vptFeatures(model: FrozenViT, vars: Pick<VptVars, 'variant' | 'p
   return model.tunedFeatures(images, { tokens: promptHook(vars.prompts, masks ? (layer) => masks[layer] : undefined) });
 }
 
-/** Linear head in torch layout: x W^T + b. */
-export function head(features: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return tf.add(tf.matMul(features, w as tf.Tensor2D, false, true), b) as tf.Tensor2D;
-}
+export { head } from './head';
