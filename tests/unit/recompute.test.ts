@@ -57,7 +57,7 @@ describe('activation recomputation', () => {
     expect(re.peak).toBeLessThan(plain.peak * 0.6);
   });
 
-  it('a training run with recomputation equals one without', async () => {
+  it('a training run with recomputation equals one without; precompilation runs once and changes nothing', async () => {
     const data = { train: images(16, 3), val: images(6, 4), classes: ['a', 'b', 'c'] };
     const base = { protocol: parseSpec('vpt-deep-2'), epochs: 2, batch: 8, warmupEpochs: 0, seed: 9, promptDropout: 0.1 };
     const a = await train(model, pre, data, resolveTrainConfig(base), b.fingerprint);
@@ -65,6 +65,11 @@ describe('activation recomputation', () => {
     expect(Array.from(c.state.params.get('prompts')!.data)).toEqual(Array.from(a.state.params.get('prompts')!.data));
     expect(c.history.map((h) => h.loss)).toEqual(a.history.map((h) => h.loss));
     expect(c.peakBytes!).toBeLessThan(a.peakBytes!);
+    // The shader pre-compilation hook runs once per run, before the first step, and changes nothing.
+    let calls = 0;
+    const d = await train(model, pre, data, resolveTrainConfig(base), b.fingerprint, { precompile: async (graph) => { calls++; graph(); } });
+    expect(calls).toBe(1);
+    expect(Array.from(d.state.params.get('prompts')!.data)).toEqual(Array.from(a.state.params.get('prompts')!.data));
   });
 
   it('the activation estimate the micro-batch planner uses matches the measured peak', async () => {

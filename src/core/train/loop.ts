@@ -136,6 +136,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   let step = resume?.step ?? 0;
   let stopped = false;
   let peakBytes: number | null = null;
+  let compiled = false;
   const rowShape = cached ? [d] : [p.size, p.size, 3];
   const batchInputs = (idx: number[]): Float32Array => {
     if (!trainFeats) return fillBatch(idx.map((j) => data.train[j].image), p, B, cfg.augment ? rng : undefined);
@@ -163,7 +164,8 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
         idx.forEach((j, i) => { labels[i] = data.train[j].label; weights[i] = 1; });
         const batch = { inputs: batchInputs(idx), rowShape, labels, weights, size: B };
         lr = lr0 * lrMultiplier(cfg.schedule, step, stepsPerEpoch, cfg.warmupEpochs, cfg.epochs);
-        if (s === 0 && hooks.precompile) {
+        if (!compiled && hooks.precompile) {
+          compiled = true;
           // No dropout and no update: the RNG and the variables stay as they are.
           const plain = forwardOf(model, proto, vars, { cached, recompute: cfg.recompute });
           await hooks.precompile(() => { const g = batchGradients(plain, vars, batch, micro); tf.dispose([g.loss, g.correct, ...g.grads.values()]); });
