@@ -114,7 +114,8 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await screenshot(page, 'studio-5-classify');
   await page.getByRole('button', { name: 'Use camera' }).click();
   await page.locator('video').waitFor();
-  await page.waitForFunction(() => document.querySelector('video')?.videoWidth > 0, null, { timeout: 30_000 });
+  // The synthetic camera can take a while to deliver its first frame on a loaded machine.
+  await page.waitForFunction(() => document.querySelector('video')?.videoWidth > 0, null, { timeout: 120_000 });
   await page.evaluate(() => { window.__before = document.querySelector('[data-testid=predictions]').innerText; });
   await page.getByRole('button', { name: 'Classify this frame' }).click();
   await page.waitForFunction(() => !document.querySelector('[aria-busy=true]') && document.querySelector('[data-testid=predictions]')?.innerText !== window.__before, null, { timeout: 120_000 });
