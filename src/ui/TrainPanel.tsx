@@ -1,6 +1,6 @@
 import { defaultLr, type TrainConfig } from '../core/train/config';
 import { plannedParams } from '../core/tuning/params';
-import { PROTOCOLS, protocolOf } from '../core/tuning/registry';
+import { PROTOCOLS, promptTokens, protocolOf } from '../core/tuning/registry';
 import type { ProtocolName } from '../core/tuning/types';
 import { activationBytesPerImage } from '../core/train/memory';
 import { patch, useStore } from '../store/store';
@@ -30,7 +30,7 @@ export function TrainPanel() {
   const classes = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).length : 0;
   const images = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).reduce((s, k) => s + k.count, 0) : 0;
   const proto = protocolOf(c.protocol.name);
-  const prompts = proto.name.startsWith('vpt-') ? c.protocol.n : 0;
+  const prompts = promptTokens(c.protocol);
   const params = bb ? plannedParams(proto, bb.config, c.protocol.n, Math.max(2, classes)) : 0;
   const activations = bb ? activationBytesPerImage(bb.config, prompts) * c.batch : 0;
   const h = t.history;

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { VptError } from '../core/errors';
 import { prepare } from '../core/image/preprocess';
-import { checkTaskAgainstBackbone, readTask, writeTask, type BackboneRef, type TaskMeta } from '../core/io/task-file';
+import { backboneRef, checkTaskAgainstBackbone, readTask, writeTask, type TaskMeta } from '../core/io/task-file';
 import { inferRows } from '../core/train/evaluate';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, type EpochReport } from '../core/train/checkpoint';
 import { compareProtocols } from '../core/train/compare';
@@ -16,8 +16,8 @@ import { precompileWebgpu, restartBackend, webgpuDeviceLost } from './backend-ch
 import { chooseMicroBatch, choosePasses } from '../core/train/memory';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
 import { countTuned, disposeVars, initState, makeVars } from '../core/tuning/params';
-import { formatSpec, protocolOf, titleOf } from '../core/tuning/registry';
-import type { ProtocolSpec, TunedState } from '../core/tuning/types';
+import { formatSpec, promptTokens, protocolOf, titleOf } from '../core/tuning/registry';
+import type { TunedState } from '../core/tuning/types';
 import type { TrainConfig } from '../core/train/config';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../core/train/optimizer';
 import { Rng } from '../core/train/rng';
@@ -34,8 +34,6 @@ class DeviceFault extends Error {}
 
 interface HeldTask { state: TunedState; meta: TaskMeta; name: string }
 
-/** Prompt tokens a protocol adds to the sequence (activation size). */
-const extraTokens = (s: ProtocolSpec) => (s.name.startsWith('vpt-') ? s.n : 0);
 
 export class Session {
   private backbone: Backbone | null = null;
@@ -115,11 +113,6 @@ export class Session {
     };
   }
 
-  private backboneRef(b: Backbone): BackboneRef {
-    const c = b.weights.config;
-    return { name: b.name, architecture: b.architecture, fingerprint: b.fingerprint, hidden_size: c.hiddenSize, num_layers: c.numLayers, patch_size: c.patchSize, image_size: c.imageSize };
-  }
-
   private async train(req: Extract<Request, { type: 'train' }>): Promise<Reply> {
     const { b } = this.need();
     if (!this.dataset) throw new VptError('dataset', 'load a dataset first');
@@ -138,7 +131,7 @@ export class Session {
     const frozenBlocks = !protocolOf(cfg.protocol.name).tuning || cfg.protocol.name.startsWith('vpt-');
     if (!cfg.microBatch) {
       const plan = frozenBlocks
-        ? choosePasses(b.weights.config, extraTokens(cfg.protocol), cfg.batch, this.info?.limits.maxStorageBufferBindingSize)
+        ? choosePasses(b.weights.config, promptTokens(cfg.protocol), cfg.batch, this.info?.limits.maxStorageBufferBindingSize)
         : { microBatch: chooseMicroBatch(b.weights.config, 0, cfg.batch, this.info?.limits.maxStorageBufferBindingSize), recompute: false };
       cfg.microBatch = plan.microBatch;
       cfg.recompute = plan.recompute;
@@ -152,7 +145,7 @@ export class Session {
     const taskId = `t${this.nextTask++}`;
     const v = result.validation;
     const meta: TaskMeta = {
-      classes: data.classes, backbone: this.backboneRef(b), preprocessing: b.preprocessing,
+      classes: data.classes, backbone: backboneRef(b), preprocessing: b.preprocessing,
       training: { ...cfg, protocol: formatSpec(cfg.protocol), lr_per_256: cfg.lr, lr_applied: result.appliedLr, best_epoch: result.bestEpoch, epochs_run: result.history.length, backend: tf.getBackend(), train_images: data.train.length, val_images: data.val.length },
       metrics: v ? { accuracy: v.accuracy, per_class: v.perClass, split: 'validation', count: v.count } : {},
     };
@@ -187,7 +180,7 @@ export class Session {
     this.stopRequested = false;
     const { lr, microBatch, ...shared } = req.settings;
     const settings = { ...shared, ...(lr > 0 ? { lr } : {}), microBatch };
-    const meta = { classes: data.classes, backbone: this.backboneRef(b), preprocessing: b.preprocessing };
+    const meta = { classes: data.classes, backbone: backboneRef(b), preprocessing: b.preprocessing };
     const runs = await compareProtocols(
       (d, cfg, hooks) => this.trainWithRecovery(b, d, this.withMicroBatch({ ...cfg }), hooks, false),
       data, settings, req.specs, req.seeds,
@@ -326,7 +319,7 @@ export class Session {
   private async measure(cfg: TrainConfig, classes: number): Promise<Reply> {
     const { b, m } = this.need();
     const c = b.weights.config;
-    const microBatch = cfg.microBatch || chooseMicroBatch(c, extraTokens(cfg.protocol), cfg.batch, this.info?.limits.maxStorageBufferBindingSize);
+    const microBatch = cfg.microBatch || chooseMicroBatch(c, promptTokens(cfg.protocol), cfg.batch, this.info?.limits.maxStorageBufferBindingSize);
     m.prepareBackward();
     const rng = new Rng(cfg.seed);
     const proto = protocolOf(cfg.protocol.name);

@@ -1,7 +1,7 @@
 /** Pieces shared by the CLI commands. */
 import { readFileSync } from 'node:fs';
 import { VptError } from '../../core/errors';
-import { checkTaskAgainstBackbone, readTask, type BackboneRef, type Task } from '../../core/io/task-file';
+import { backboneRef as coreBackboneRef, checkTaskAgainstBackbone, readTask, type BackboneRef, type Task } from '../../core/io/task-file';
 import type { TrainConfig } from '../../core/train/config';
 import type { Example } from '../../core/train/evaluate';
 import type { TrainData } from '../../core/train/loop';
@@ -42,13 +42,9 @@ export function classesFlag(p: Parsed): string[] | undefined {
   return v.split(',').map((s) => s.trim());
 }
 
-/** What a task file records about its backbone. */
+/** What a task file records about its backbone, named by the last two parts of its path (not the user's whole path). */
 export function backboneRef(b: Backbone): BackboneRef {
-  const c = b.weights.config;
-  return {
-    name: b.name.split(/[\\/]/).slice(-2).join('/'), architecture: b.architecture, fingerprint: b.fingerprint,
-    hidden_size: c.hiddenSize, num_layers: c.numLayers, patch_size: c.patchSize, image_size: c.imageSize,
-  };
+  return coreBackboneRef(b, b.name.split(/[\\/]/).slice(-2).join('/'));
 }
 
 /**

@@ -11,6 +11,7 @@ import { formatSpec, parseSpec, protocolOf } from '../tuning/registry';
 import type { Params, TunedState } from '../tuning/types';
 import type { VptState, Variant } from '../tuning/vpt';
 import type { Preprocessing, ViTConfig } from '../vit/config';
+import type { Backbone } from '../vit/load';
 import { readSafetensors, writeSafetensors, type WriteDtype } from './safetensors';
 import type { TensorMap } from './tensor-map';
 
@@ -19,6 +20,12 @@ export const TASK_FORMAT = 'vpt-task';
 export const TASK_FORMAT_VERSION = '2';
 
 export interface BackboneRef { name: string; architecture: string; fingerprint: string; hidden_size: number; num_layers: number; patch_size: number; image_size: number }
+
+/** What a task file records about its backbone (`name` defaults to the backbone's own). */
+export function backboneRef(b: Pick<Backbone, 'name' | 'architecture' | 'fingerprint' | 'weights'>, name = b.name): BackboneRef {
+  const c = b.weights.config;
+  return { name, architecture: b.architecture, fingerprint: b.fingerprint, hidden_size: c.hiddenSize, num_layers: c.numLayers, patch_size: c.patchSize, image_size: c.imageSize };
+}
 
 export interface TaskMeta {
   classes: string[];

@@ -44,6 +44,11 @@ export function formatSpec(s: ProtocolSpec): string {
   return protocolOf(s.name).size ? `${s.name}-${s.n}` : s.name;
 }
 
+/** Tokens a protocol adds to the sequence: VPT's prompts (they size the activations). */
+export function promptTokens(s: ProtocolSpec): number {
+  return s.name === 'vpt-deep' || s.name === 'vpt-shallow' ? s.n : 0;
+}
+
 export function titleOf(s: ProtocolSpec): string {
   return protocolOf(s.name).title(s.n);
 }
