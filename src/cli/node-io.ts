@@ -5,7 +5,9 @@ import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { VptError } from '../core/errors';
 import { prepare } from '../core/image/preprocess';
+import { applyOrientation } from '../core/image/orient';
 import { rgbaToRgb, type RgbImage } from '../core/image/resize';
+import { formatTitle, MAX_PIXELS, sniffImage } from '../core/image/sniff';
 import type { Preprocessing } from '../core/vit/config';
 import { loadBackbone, type Backbone } from '../core/vit/load';
 import { detectLayout, type Layout, type Skipped } from '../data/layout';
@@ -45,54 +47,70 @@ export async function loadBackboneFromPath(path: string): Promise<Backbone> {
   });
 }
 
-/** PNG or JPEG (recognised by content, not extension) to RGB pixels. */
+/**
+ * PNG or JPEG (recognised by content, not extension) to RGB pixels, turned
+ * the right way up by its EXIF orientation. Size is checked from the header
+ * before decoding, so a huge image never allocates its pixels.
+ */
 export function decodeImage(bytes: Uint8Array, file: string): RgbImage {
-  if (bytes.byteLength === 0) throw new VptError(file, 'empty file (0 bytes)');
-  const isPng = bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47;
-  const isJpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
+  const head = sniffImage(bytes, file);
+  if (head.format !== 'png' && head.format !== 'jpeg') {
+    throw new VptError(file, `${formatTitle(head.format)} images are read by the studio but not by the command line: convert it to PNG or JPEG`);
+  }
   try {
-    if (isPng) {
+    if (head.format === 'png') {
+      // 16-bit channels are scaled to 8 bits, palettes and grey expanded to RGBA by pngjs.
       const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       return rgbaToRgb(png.data, png.width, png.height);
     }
-    if (isJpeg) {
-      // Bound what a hostile header can make us allocate.
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: 100, maxMemoryUsageInMB: 1024 });
-      return rgbaToRgb(img.data, img.width, img.height);
-    }
+    // CMYK and YCCK (Adobe) JPEGs are converted by jpeg-js; the limits bound what a hostile header can allocate.
+    const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: MAX_PIXELS / 1e6, maxMemoryUsageInMB: 1024 });
+    return applyOrientation(rgbaToRgb(img.data, img.width, img.height), head.orientation);
   } catch (e) {
-    throw new VptError(file, `corrupt or truncated ${isPng ? 'PNG' : 'JPEG'} (${(e as Error).message})`);
+    throw new VptError(file, `corrupt or truncated ${formatTitle(head.format)} (${(e as Error).message})`);
   }
-  throw new VptError(file, 'not a PNG or JPEG image (by content)');
 }
 
-/** Every file under `dir` (relative paths, '/'-separated), following symlinks once. */
-export function walk(dir: string): string[] {
+/**
+ * Every file under `dir` (relative paths, '/'-separated), following symlinks
+ * once; what is not read (a link back into a folder already read, nesting
+ * past 16 levels, an entry that cannot be read) is reported, not dropped.
+ */
+export function walk(dir: string): { files: string[]; skipped: Skipped[] } {
   if (!existsSync(dir)) throw new VptError(dir, 'no such folder');
   if (!statSync(dir).isDirectory()) throw new VptError(dir, 'is not a folder');
-  const out: string[] = [];
+  const files: string[] = [];
+  const skipped: Skipped[] = [];
   const seen = new Set<string>();
+  const rel = (p: string) => relative(dir, p).split(sep).join('/');
   const visit = (d: string, depth: number) => {
     const real = realpathSync(d);
-    if (seen.has(real) || depth > 16) return; // symlink loops and absurd nesting stop here
+    if (seen.has(real)) { skipped.push({ path: rel(d) + '/', reason: 'a link to a folder already read (symlink loop?): not followed' }); return; }
+    if (depth > 16) { skipped.push({ path: rel(d) + '/', reason: 'nested more than 16 folders deep: not read' }); return; }
     seen.add(real);
     for (const name of readdirSync(d).sort()) {
       const full = join(d, name);
       let st;
-      try { st = statSync(full); } catch { continue; }
+      try { st = statSync(full); } catch (e) {
+        skipped.push({ path: rel(full), reason: `could not be read (${(e as NodeJS.ErrnoException).code ?? 'error'}${(e as NodeJS.ErrnoException).code === 'ENOENT' ? ': broken link' : ''})` });
+        continue;
+      }
       if (st.isDirectory()) visit(full, depth + 1);
-      else if (st.isFile()) out.push(relative(dir, full).split(sep).join('/'));
+      else if (st.isFile()) files.push(rel(full));
     }
   };
   visit(dir, 0);
-  return out;
+  return { files, skipped };
 }
 
 export interface LoadedSplit { classes: string[]; examples: Example[]; skipped: Skipped[] }
 
 export function readLayout(dir: string): Layout {
-  const layout = detectLayout(walk(dir));
-  if (!Object.keys(layout.splits).length) throw new VptError(dir, 'no images found in class sub-folders');
+  const { files, skipped } = walk(dir);
+  if (!files.length) throw new VptError(dir, skipped.length ? `holds no readable files (${skipped[0].path}: ${skipped[0].reason})` : 'the folder is empty');
+  const layout = detectLayout(files);
+  layout.skipped.unshift(...skipped);
+  if (!Object.keys(layout.splits).length) throw new VptError(dir, `no images inside class sub-folders (expected one sub-folder per class; ${files.length} file(s) elsewhere)`);
   return layout;
 }
 

@@ -35,6 +35,7 @@ export function detectLayout(paths: string[]): Layout {
   const isSplit = [...top].some((t) => (SPLITS as readonly string[]).includes(t.toLowerCase())) &&
     parts.some((p) => p.length >= 3 && (SPLITS as readonly string[]).includes(p[0].toLowerCase()));
   const groups = new Map<SplitName, { cls: string; path: string }[]>();
+  const rawName = new Map<string, string>();
   paths.forEach((path, i) => {
     const p = parts[i];
     const name = p[p.length - 1] ?? path;
@@ -50,7 +51,12 @@ export function detectLayout(paths: string[]): Layout {
     }
     if (rest.length < 2) { skipped.push({ path, reason: 'not inside a class folder' }); return; }
     // The class is the first folder; deeper folders belong to that class.
-    const cls = rest[0].trim();
+    const raw = rest[0];
+    const cls = raw.trim();
+    if (!cls) { skipped.push({ path, reason: 'class folder name is blank' }); return; }
+    // "cat" and "cat " would be one class on screen but two on disk: keep the first, say so about the other.
+    const first = rawName.get(cls) ?? (rawName.set(cls, raw), raw);
+    if (first !== raw) { skipped.push({ path, reason: `class folder "${raw}" is the same as "${first}" after trimming spaces: rename one` }); return; }
     if (!groups.has(split)) groups.set(split, []);
     groups.get(split)!.push({ cls, path });
   });

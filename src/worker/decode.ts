@@ -5,18 +5,18 @@
  */
 import { VptError } from '../core/errors';
 import { rgbaToRgb, resize, type RgbImage } from '../core/image/resize';
+import { formatTitle, MAX_PIXELS, sniffImage } from '../core/image/sniff';
 import type { Thumb } from './protocol';
 
-/** Refuse absurd images before allocating their pixels. */
-const MAX_PIXELS = 100e6;
-
 export async function decodeBlob(blob: Blob, name: string): Promise<RgbImage> {
-  if (blob.size === 0) throw new VptError(name, 'empty file (0 bytes)');
+  // The header first: a wrong format or an absurd size is refused before the browser allocates pixels.
+  const head = sniffImage(new Uint8Array(await blob.arrayBuffer()), name);
   let bmp: ImageBitmap;
   try {
+    // An animated GIF or WebP gives its first frame; 16-bit and CMYK images are converted by the browser.
     bmp = await createImageBitmap(blob, { imageOrientation: 'from-image' });
   } catch {
-    throw new VptError(name, 'not a decodable image (corrupt, truncated or an unsupported format)');
+    throw new VptError(name, `corrupt or truncated ${formatTitle(head.format)} (the browser could not decode it)`);
   }
   try {
     if (bmp.width * bmp.height > MAX_PIXELS) throw new VptError(name, `image is ${bmp.width} x ${bmp.height}, over the ${MAX_PIXELS / 1e6} megapixel limit`);

@@ -19,7 +19,9 @@ function imagePaths(inputs: string[]): string[] {
   const out: string[] = [];
   for (const i of inputs) {
     if (existsSync(i) && statSync(i).isDirectory()) {
-      for (const f of walk(i)) {
+      const { files, skipped } = walk(i);
+      for (const s of skipped) log(`skipped: ${join(i, s.path)}: ${s.reason}`);
+      for (const f of files) {
         if (IMAGE_EXT.test(f) && !f.split('/').some((s) => s.startsWith('.'))) out.push(join(i, f));
         else log(`skipped: ${join(i, f)}: not an image (by extension)`);
       }

@@ -128,7 +128,16 @@ function readProtocolTask(t: TensorMap, md: Map<string, string>, file: string, c
   const [C, d] = hw.shape;
   const meta = readMeta(md, file, C, classNames);
   const warnings = meta.backbone?.fingerprint ? [] : ['the task file carries no backbone fingerprint: accepted because the shapes fit'];
+  checkFinite(params, file);
   return { state: { protocol: spec, params, numClasses: C, hiddenSize: d }, meta, naming: 'vpt', warnings };
+}
+
+/** A task with NaN or Inf would classify every image the same: refuse it by name. */
+function checkFinite(params: Params, file: string): void {
+  for (const [name, p] of params) {
+    const i = p.data.findIndex((v) => !Number.isFinite(v));
+    if (i >= 0) throw new VptError(file, `tensor "${name}" holds ${p.data[i]} at index ${i}: the task file is damaged (or was saved from a diverged run)`);
+  }
 }
 
 export function readTask(bytes: Uint8Array, file: string, classNames?: string[]): Task {
@@ -173,7 +182,9 @@ export function readTask(bytes: Uint8Array, file: string, classNames?: string[])
   const meta = readMeta(md, file, C, classNames);
   if (!meta.backbone?.fingerprint) warnings.push('the task file carries no backbone fingerprint (made by PyTorch?): accepted because the dimensions fit');
   const vpt: VptState = { variant, prompts, numPrompts: p, headW: hw.data as Float32Array, headB: hb.data as Float32Array, numClasses: C, hiddenSize: d };
-  return { state: fromVptState(vpt), meta, naming, warnings };
+  const state = fromVptState(vpt);
+  checkFinite(state.params, file);
+  return { state, meta, naming, warnings };
 }
 
 /** Refuse a task that does not belong to this backbone, with the reason. */

@@ -81,6 +81,10 @@ export async function readZipEntry(buf: Uint8Array, e: ZipEntry, file: string): 
     if (e.size !== e.compressedSize) throw new VptError(where, 'stored zip entry has inconsistent sizes');
     return raw;
   }
-  if (e.method === 8) return inflateRaw(raw, e.size, where);
+  if (e.method === 8) {
+    // Deflate expands at most ~1032:1: a larger declared size is a lie, refused before allocating it.
+    if (e.size > e.compressedSize * 1032 + 1024) throw new VptError(where, `declares ${e.size} bytes inflated from only ${e.compressedSize}: not a real deflate stream`);
+    return inflateRaw(raw, e.size, where);
+  }
   throw new VptError(where, `unsupported zip compression method ${e.method}`);
 }
