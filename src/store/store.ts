@@ -34,6 +34,8 @@ export interface State {
   /** The learning-rate x weight-decay search for the Train panel's protocol. */
   search: { phase: 'idle' | 'running' | 'done' | 'error'; grid: 'small' | 'paper'; cells: Cell[]; best: Cell | null; final: boolean; note: string | null; error: string | null };
   trial: { preview: Thumb | null; predictions: Prediction[]; error: string | null; busy: boolean };
+  /** Set when a write to browser storage hit its quota: what was not stored, shown with what can be deleted. */
+  storage: { full: string | null };
   notices: string[];
 }
 
@@ -46,6 +48,7 @@ export const initialState: State = {
   compare: { phase: 'idle', specs: [{ name: 'linear', n: 0 }, { name: 'vpt-deep', n: 10 }], seeds: 1, tasks: 24, sameLr: false, runs: [], current: null, error: null },
   search: { phase: 'idle', grid: 'small', cells: [], best: null, final: false, note: null, error: null },
   trial: { preview: null, predictions: [], error: null, busy: false },
+  storage: { full: null },
   notices: [],
 };
 

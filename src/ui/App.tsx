@@ -7,6 +7,7 @@ import { DatasetPanel } from './DatasetPanel';
 import { engine } from './engine';
 import { LibraryPanel } from './LibraryPanel';
 import { ResultsPanel } from './ResultsPanel';
+import { StoragePanel } from './StoragePanel';
 import { TrainPanel } from './TrainPanel';
 import { listCached } from './hub';
 import { findSavedRun } from './actions';
@@ -27,6 +28,7 @@ export function App() {
         <BackendStatus />
       </header>
       {notices.length > 0 && <ul role="status" className="notices">{notices.map((n, i) => <li key={i}>{n}</li>)}</ul>}
+      <StoragePanel />
       <BackbonePanel />
       <DatasetPanel />
       <TrainPanel />

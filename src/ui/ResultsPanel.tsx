@@ -24,6 +24,7 @@ export function ResultsPanel() {
   return (
     <section aria-labelledby="ev-h">
       <h2 id="ev-h">4. Evaluate and export</h2>
+      {o.diverged && <p className="warn" role="alert" data-testid="diverged">Training diverged: {o.diverged}.</p>}
       <p data-testid="result-summary">
         {o.stopped ? 'Stopped early. ' : ''}Best epoch {o.bestEpoch} of {o.history.length}
         {v ? <>: validation accuracy <strong data-testid="val-accuracy">{(100 * v.accuracy).toFixed(1)}%</strong> on {v.count} images</> : ' (no validation images: the last epoch is kept)'}.

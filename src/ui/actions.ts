@@ -1,4 +1,5 @@
 /** What the buttons do: each action talks to the worker and records plain results in the store. */
+import { safeFileName } from '../core/io/file-name';
 import { compareCsv, summarise } from '../core/train/compare';
 import { paperGrid, smallGrid } from '../core/train/search';
 import { patch, useStore, type LibraryEntry } from '../store/store';
@@ -154,7 +155,7 @@ export async function removeFromLibrary(id: string): Promise<void> {
 
 export async function downloadFromLibrary(id: string): Promise<void> {
   const t = (await allTasks()).find((x) => x.entry.id === id);
-  if (t) download(t.bytes, `${t.entry.name}.vpt.safetensors`);
+  if (t) download(t.bytes, `${safeFileName(t.entry.name)}.vpt.safetensors`);
 }
 
 export async function classify(image: Blob, taskIds: string[]): Promise<void> {

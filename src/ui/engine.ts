@@ -1,4 +1,5 @@
 /** The page's one engine worker, and the actions that drive it; results go into the store. */
+import { isQuotaError, storageFull } from './storage';
 import { patch, useStore } from '../store/store';
 import { EngineClient } from '../worker/client';
 import { saveRun } from './library-db';
@@ -37,7 +38,9 @@ function onEvent(e: WorkerEvent): void {
       const run = { epoch: e.epoch, epochs: e.epochs, fingerprint: e.fingerprint, classes: e.classes, name: s.training.name, backboneName: s.backbone.summary?.name ?? '' };
       saveRun({ ...run, bytes: e.bytes, split: s.dataset.split, dropped: s.dataset.dropped, renamed: s.dataset.renamed }).then(
         () => patch('training', { saved: run }),
-        (err: Error) => s.notify(`could not keep a checkpoint in browser storage (${err.message}); the run goes on in memory`),
+        (err: Error) => isQuotaError(err)
+          ? storageFull('the run goes on in memory, but its checkpoint could not be kept, so it cannot resume after a reload')
+          : s.notify(`could not keep a checkpoint in browser storage (${err.message}); the run goes on in memory`),
       );
       break;
     }

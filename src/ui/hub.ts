@@ -2,6 +2,7 @@
  * Backbone downloads from the Hugging Face hub (`{hub}/{repo}/resolve/main/{file}`)
  * with byte progress, cached in Cache Storage so a second load makes no request.
  */
+import { isQuotaError, storageFull } from './storage';
 import type { Download } from '../store/store';
 
 export const DEFAULT_HUB = 'https://huggingface.co';
@@ -54,13 +55,19 @@ async function getFile(url: string, file: string, optional: boolean, onProgress:
   const res = await fetch(url);
   if (res.status === 404 && optional) {
     // Remember that an optional file is absent, so a cached backbone loads with no request at all.
-    await cache.put(url, new Response(null, { status: 404 }));
+    await cache.put(url, new Response(null, { status: 404 })).catch(() => undefined);
     return { body: null, cached: false };
   }
   if (!res.ok) throw new Error(`${url}: the hub answered ${res.status} ${res.statusText}`);
   const body = await readWithProgress(res, file, onProgress);
   // The size goes into the cached headers so listing the cache never reads a 340 MB body.
-  await cache.put(url, new Response(body, { headers: { 'content-type': res.headers.get('content-type') ?? 'application/octet-stream', 'x-vpt-bytes': String(body.byteLength) } }));
+  try {
+    await cache.put(url, new Response(body, { headers: { 'content-type': res.headers.get('content-type') ?? 'application/octet-stream', 'x-vpt-bytes': String(body.byteLength) } }));
+  } catch (e) {
+    // The download is in memory and loads anyway; only the cache for next time is lost.
+    if (isQuotaError(e)) storageFull(`${file} was downloaded and loads now, but could not be cached for next time`);
+    else throw e;
+  }
   return { body, cached: false };
 }
 

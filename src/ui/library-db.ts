@@ -1,5 +1,6 @@
 /** The task library in IndexedDB: task file bytes plus what the list shows. */
 import type { LibraryEntry } from '../store/store';
+import { isQuotaError, storageFull } from './storage';
 
 const DB = 'vpt-studio';
 const STORE = 'tasks';
@@ -31,7 +32,11 @@ export interface StoredTask { entry: LibraryEntry; bytes: Uint8Array }
 
 export function saveTask(t: StoredTask): Promise<unknown> {
   return tx('readwrite', (s) => s.put(t)).catch((e: DOMException) => {
-    throw new Error(e?.name === 'QuotaExceededError' ? 'browser storage is full: delete old tasks or cached backbones' : `could not save the task: ${e?.message ?? e}`);
+    if (isQuotaError(e)) {
+      storageFull(`the task "${t.entry.name}" was not saved to the library (export it instead, or make room and save again)`);
+      throw new Error('browser storage is full: the task was not saved');
+    }
+    throw new Error(`could not save the task: ${e?.message ?? e}`);
   });
 }
 

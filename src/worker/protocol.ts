@@ -68,6 +68,8 @@ export interface TrainOutcome {
   examples: { label: number; predicted: number; confidence: number; path: string; thumb: Thumb }[];
   appliedLr: number;
   stopped: boolean;
+  /** Why the run stopped on NaN/Inf and was rolled back (see TrainResult.diverged). */
+  diverged: string | null;
   parameters: number;
   /** e.g. "vpt-deep-10" and "VPT-deep (p=10)". */
   protocol: string;

@@ -12,6 +12,7 @@ import { readCheckpoint, writeCheckpoint, type Checkpoint, type EpochReport } fr
 import { compareProtocols } from '../core/train/compare';
 import { train as runTraining, type TrainData, type TrainHooks, type TrainResult } from '../core/train/loop';
 import { searchHyper } from '../core/train/search';
+import { safeFileName } from '../core/io/file-name';
 import { precompileWebgpu, restartBackend, webgpuDeviceLost } from './backend-chain';
 import { chooseMicroBatch, choosePasses } from '../core/train/memory';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
@@ -166,7 +167,7 @@ export class Session {
       }
     }
     return {
-      taskId, bestEpoch: result.bestEpoch, history: result.history, classes: data.classes, appliedLr: result.appliedLr, stopped: result.stopped,
+      taskId, bestEpoch: result.bestEpoch, history: result.history, classes: data.classes, appliedLr: result.appliedLr, stopped: result.stopped, diverged: result.diverged,
       validation: v ? { accuracy: v.accuracy, perClass: v.perClass, confusion: v.confusion, count: v.count } : null,
       examples, parameters: countTuned(result.state), protocol: formatSpec(result.state.protocol), title: titleOf(result.state.protocol),
     };
@@ -267,8 +268,7 @@ export class Session {
     const t = this.tasks.get(taskId);
     if (!t) throw new VptError('task', 'that task is no longer in the engine');
     const bytes = writeTask(t.state, t.meta, { dtype: fp16 ? 'F16' : 'F32', naming });
-    const safe = t.name.normalize('NFKC').replace(/[^\p{L}\p{N}._ -]+/gu, '_').replace(/^[.\s]+/, '').slice(0, 80) || 'task';
-    return { type: 'exportTask', bytes, fileName: `${safe}.vpt.safetensors` };
+    return { type: 'exportTask', bytes, fileName: `${safeFileName(t.name)}.vpt.safetensors` };
   }
 
   private loadTask(name: string, bytes: Uint8Array, id?: string): TaskInfo {

@@ -185,3 +185,27 @@ describe('bad weight and task files', () => {
     expect(await problemAsync(() => readNpz(z, 'bomb.npz'))).toMatch(/^bomb\.npz: a\.npy: declares 4294967280 bytes inflated from only \d+: not a real deflate stream/);
   });
 });
+
+describe('exported file names', () => {
+  it('are safe on every desktop system whatever the task or class name', async () => {
+    const { safeFileName } = await import('../../src/core/io/file-name');
+    const cases: [string, string][] = [
+      ['letters-abcd', 'letters-abcd'],
+      ['<img src=x onerror=alert(1)>', 'img src_x onerror_alert_1'],
+      ['../../etc/passwd', 'etc_passwd'],
+      ['C:\\Windows\\system32', 'C_Windows_system32'],
+      ['.hidden', 'hidden'],
+      ['CON', '_CON'],
+      ['nul.txt', '_nul.txt'],
+      ['trailing dots...', 'trailing dots'],
+      ['tab\there\nnewline\u0000nul', 'tab_here_newline_nul'],
+      ['Ärger 😀 café', 'Ärger _ café'],
+      ['   ', 'task'],
+      ['😀', 'task'],
+      ['ｆｕｌｌｗｉｄｔｈ', 'fullwidth'],
+    ];
+    for (const [name, want] of cases) expect(safeFileName(name), name).toBe(want);
+    expect([...safeFileName('é'.repeat(500))]).toHaveLength(80);
+    expect(safeFileName('a/'.repeat(100)).length).toBeLessThanOrEqual(80);
+  });
+});

@@ -132,6 +132,30 @@ describe('training', () => {
     await expect(trainVpt(model, pre, data(), resolveTrainConfig({ epochs: 2, batch: 8, protocol: { name: 'vpt-deep', n: 1 }, lr: 1e30, valSplit: 0 }), b.fingerprint)).rejects.toThrow(/lower learning rate/);
   });
 
+  it('a run that turns NaN mid-way stops, keeps the last good epoch, writes no bad checkpoint and suggests a rate', async () => {
+    // From epoch 3 on, a zero std makes the inputs Inf: the loss turns NaN at that epoch's first step.
+    const p = { ...pre, std: [...pre.std] as [number, number, number] };
+    const cps: Checkpoint[] = [];
+    const before = tf.memory().numTensors;
+    const cfg = resolveTrainConfig({ epochs: 5, batch: 8, lr: 0.5, protocol: { name: 'vpt-deep', n: 2 }, seed: 4, valSplit: 0, optimizer: 'sgd' });
+    const r = await trainVpt(model, p, data(), cfg, b.fingerprint, {
+      onEpoch: (e) => { if (e.epoch === 2) p.std[0] = 0; },
+      onCheckpoint: (c) => { cps.push(c); },
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.history.map((h) => h.epoch)).toEqual([1, 2]);
+    expect(cps.map((c) => c.epoch)).toEqual([1, 2]);
+    // The kept state is the last good checkpoint's best epoch (validation picks it, as in any run).
+    const kept = cps[1].best!;
+    expect(r.diverged).toBe(`loss became NaN at step 7 (epoch 3): rolled back to epoch ${kept.epoch}, the best before it; try a lower learning rate, e.g. 0.05 (--lr; now 0.5)`);
+    expect(r.bestEpoch).toBe(kept.epoch);
+    expect(Array.from(P(r.state))).toEqual(Array.from(P(kept.state)));
+    expect(P(r.state).every(Number.isFinite)).toBe(true);
+    // Diverging before any epoch finished leaves nothing to keep: an error with the same advice.
+    await expect(trainVpt(model, { ...pre, std: [0, 1, 1] }, data(), cfg, b.fingerprint)).rejects.toThrow(/^training: loss became NaN at step 1 \(epoch 1\): nothing to roll back to .* try a lower learning rate, e.g. 0\.05/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('inference pads the last batch and leaks nothing', async () => {
     const before = tf.memory().numTensors;
     const imgs = synthetic(5, 4).map((e) => prepare(e.image, pre));

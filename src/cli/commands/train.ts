@@ -69,6 +69,7 @@ export async function train(p: Parsed, backend: string): Promise<void> {
         `${r.valAccuracy === null ? '' : `  val ${(100 * r.valAccuracy).toFixed(1)}%`}  lr ${r.lr.toExponential(2)}  ${r.imagesPerSecond.toFixed(1)} img/s`),
       onCheckpoint: (c) => writeAtomic(ckptPath, writeCheckpoint(c)),
     }, resume);
+    if (result.diverged) log(`warning: ${result.diverged}`);
     const ref = backboneRef(b);
     const metrics = result.validation ? { accuracy: result.validation.accuracy, per_class: result.validation.perClass, split: 'validation', count: result.validation.count } : {};
     const training = { ...cfg, lr_per_256: cfg.lr, lr_applied: result.appliedLr, best_epoch: result.bestEpoch, epochs_run: result.history.length, backend, train_images: trainEx.length, val_images: val.length };
@@ -80,7 +81,7 @@ export async function train(p: Parsed, backend: string): Promise<void> {
     if (p.flags.get('json') === true) {
       process.stdout.write(JSON.stringify({
         out, bytes: bytes.byteLength, classes, best_epoch: result.bestEpoch, val_accuracy: result.bestValAccuracy,
-        per_class: result.validation?.perClass ?? null, lr_per_256: cfg.lr, lr_applied: result.appliedLr, history: result.history, config: cfg, backend,
+        per_class: result.validation?.perClass ?? null, lr_per_256: cfg.lr, lr_applied: result.appliedLr, history: result.history, config: cfg, backend, diverged: result.diverged,
       }) + '\n');
     }
   } finally {

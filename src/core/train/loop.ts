@@ -56,6 +56,23 @@ export interface TrainResult {
   peakBytes: number | null;
   /** Whether features were cached (head-only protocols). */
   cached: boolean;
+  /**
+   * Set when the loss or the parameters became NaN or Inf: the run stopped
+   * there and `state` is the best epoch before it (the last good checkpoint
+   * is never overwritten by a diverged one). Says what happened and what to try.
+   */
+  diverged: string | null;
+}
+
+/** What to tell the user when a run diverges: where, and a learning rate to try. */
+function divergedMessage(what: string, step: number, epoch: number, lr: number, kept: number | null): string {
+  const back = kept === null ? 'nothing to roll back to (no epoch had finished)' : `rolled back to epoch ${kept}, the best before it`;
+  return `${what} at step ${step} (epoch ${epoch}): ${back}; try a lower learning rate, e.g. ${+(lr / 10).toPrecision(2)} (--lr; now ${lr})`;
+}
+
+function allFinite(s: TunedState): boolean {
+  for (const p of s.params.values()) for (let i = 0; i < p.data.length; i++) if (!Number.isFinite(p.data[i])) return false;
+  return true;
 }
 
 /**
@@ -135,6 +152,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   let best = resume?.best ?? null;
   let step = resume?.step ?? 0;
   let stopped = false;
+  let diverged: string | null = null;
   let peakBytes: number | null = null;
   let compiled = false;
   const rowShape = cached ? [d] : [p.size, p.size, 3];
@@ -150,12 +168,18 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
       const order = rng.shuffle(data.train.map((_, i) => i));
       const pending: StepResult[] = [];
       let lossSum = 0, hitSum = 0, lr = 0, seen = 0;
+      // The step each pending loss belongs to, so a NaN is reported where it happened.
+      let pendingFrom = step;
       const drain = async () => {
-        for (const r of pending.splice(0)) {
-          lossSum += (await r.loss.data())[0];
+        const rs = pending.splice(0);
+        for (const [k, r] of rs.entries()) {
+          const loss = (await r.loss.data())[0];
+          lossSum += loss;
           hitSum += (await r.correct.data())[0];
           r.loss.dispose(); r.correct.dispose();
+          if (!Number.isFinite(loss) && !diverged) diverged = divergedMessage(`loss became ${loss}`, pendingFrom + k + 1, epoch + 1, cfg.lr, best?.epoch ?? null);
         }
+        pendingFrom += rs.length;
       };
       for (let s = 0; s < stepsPerEpoch; s++) {
         const idx = order.slice(s * B, (s + 1) * B);
@@ -181,14 +205,17 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
         step++;
         seen += idx.length;
         if (pending.length >= 8) await drain();
+        if (diverged) break;
         hooks.onStep?.(step, totalSteps);
         if (hooks.gate) await hooks.gate();
         if (hooks.shouldStop?.()) { stopped = true; break; }
       }
       await drain();
       const seconds = (performance.now() - te) / 1000;
-      if (!Number.isFinite(lossSum)) throw new VptError('training', `loss became ${lossSum} in epoch ${epoch + 1}: try a lower learning rate (--lr)`);
-      const state = await readVars(proto, vars, state0, model.config);
+      const state = diverged ? null : await readVars(proto, vars, state0, model.config);
+      if (state && !allFinite(state)) diverged = divergedMessage('parameters became NaN or Inf', step, epoch + 1, cfg.lr, best?.epoch ?? null);
+      // Nothing of a diverged epoch is kept: no report, no checkpoint; the last good one stays.
+      if (diverged || !state) break;
       let valAcc: number | null = null;
       if (data.val.length) valAcc = (await evaluateTuned(model, tuned, data.val, data.classes, p, B, valFeats)).accuracy;
       // Keep the best epoch on validation (strictly better, as the official trainer); without validation, the last.
@@ -210,6 +237,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
     disposeVars(vars);
     opt.dispose();
   }
+  if (diverged && !best) throw new VptError('training', diverged);
   if (!best) throw new VptError('training', 'stopped before the first epoch finished');
   let validation: Evaluation | null = null;
   if (data.val.length) {
@@ -218,6 +246,6 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   }
   return {
     state: best.state, bestEpoch: best.epoch, bestValAccuracy: data.val.length ? best.valAccuracy : null, validation, history,
-    appliedLr: lr0, stopped, tunedParams: countTuned(best.state), seconds: (performance.now() - t0) / 1000, peakBytes, cached,
+    appliedLr: lr0, stopped, tunedParams: countTuned(best.state), seconds: (performance.now() - t0) / 1000, peakBytes, cached, diverged,
   };
 }

@@ -96,8 +96,9 @@ export async function searchHyper(run: Runner, data: TrainData, settings: Partia
         shouldStop: () => early !== null || (outer.shouldStop?.() ?? false),
       });
       cell.accuracy = r.bestValAccuracy;
-      cell.status = early ? 'stopped-early' : 'done';
-      if (early) cell.reason = early;
+      cell.status = r.diverged ? 'diverged' : early ? 'stopped-early' : 'done';
+      if (r.diverged) cell.reason = r.diverged;
+      else if (early) cell.reason = early;
       if (cell.accuracy !== null && (bestSoFar === null || cell.accuracy > bestSoFar)) bestSoFar = cell.accuracy;
     } catch (e) {
       if (!(e instanceof VptError) || !/loss became/.test(e.message)) throw e;
