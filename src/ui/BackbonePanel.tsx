@@ -31,7 +31,7 @@ export function BackbonePanel() {
         <button disabled={busy} onClick={() => loadHubBackbone(repo)}>Download{preset ? ` (${preset.mb} MB)` : ''}</button>
         <button disabled={busy} onClick={() => loadDemoBackbone()} data-testid="demo-backbone" title="tiny-vit-mnist: a 0.2 M-parameter ViT really pretrained on handwritten digits, bundled with the page">Demo backbone: tiny ViT pretrained on digits (0.8 MB, offline, for trying the flow)</button>
         <label className="file">Open weights file…
-          <input type="file" multiple accept=".safetensors,.npz,.json" disabled={busy} onChange={(e) => e.target.files && loadBackboneFiles([...e.target.files])} data-testid="backbone-file" />
+          <input type="file" multiple accept=".safetensors,.npz,.json" disabled={busy} onChange={(e) => { const f = [...(e.target.files ?? [])]; e.target.value = ''; if (f.length) void loadBackboneFiles(f); }} data-testid="backbone-file" />
         </label>
       </div>
       <p className="hint">Or drop a .safetensors / .npz file (with its config.json) anywhere on this box. Weights stay on this computer.</p>

@@ -21,7 +21,7 @@ export function DatasetPanel() {
       <div className="row">
         <label className="file">Choose a folder…
           <input type="file" data-testid="folder-input" disabled={!ready || ds.phase === 'busy'} {...{ webkitdirectory: '', directory: '' }} multiple
-            onChange={(e) => e.target.files && loadDataset(fromFileList(e.target.files))} />
+            onChange={(e) => { const f = fromFileList(e.target.files ?? []); e.target.value = ''; if (f.length) void loadDataset(f); }} />
         </label>
         <button disabled={!ready || ds.phase === 'busy'} onClick={() => loadDemoDataset()} data-testid="demo-dataset">Demo dataset (notMNIST letters)</button>
       </div>

@@ -35,13 +35,14 @@ export function LibraryPanel() {
     c.toBlob((b) => b && run(b), 'image/png');
   };
   useEffect(() => () => camera?.getTracks().forEach((t) => t.stop()), [camera]);
+  // File inputs clear their value after reading it, so picking the same file again (a retry) still fires change.
   const importFiles = async (files: FileList | File[]) => { for (const f of files) await addToLibrary(f.name, new Uint8Array(await f.arrayBuffer())); };
   return (
     <section aria-labelledby="lib-h" onPaste={(e) => { const f = [...e.clipboardData.files].find((x) => x.type.startsWith('image/')); if (f && fp) run(f); }}>
       <h2 id="lib-h">5. Task library and classification</h2>
       <div className="dropzone" onDragOver={(e) => e.preventDefault()} onDrop={(e) => { e.preventDefault(); importFiles(e.dataTransfer.files); }}>
         <label className="file">Import task files…
-          <input type="file" multiple accept=".safetensors" disabled={!fp} data-testid="task-import" onChange={(e) => e.target.files && importFiles(e.target.files)} />
+          <input type="file" multiple accept=".safetensors" disabled={!fp} data-testid="task-import" onChange={(e) => { const f = [...(e.target.files ?? [])]; e.target.value = ''; void importFiles(f); }} />
         </label>
         <span className="hint"> or drop them here. Tasks for another backbone are listed but cannot run.</span>
         {lib.error && <p role="alert" data-testid="library-error">{lib.error}</p>}
@@ -67,7 +68,7 @@ export function LibraryPanel() {
       <div className="row dropzone" onDragOver={(e) => e.preventDefault()}
         onDrop={(e) => { e.preventDefault(); e.stopPropagation(); const f = [...e.dataTransfer.files].find((x) => x.type.startsWith('image/')); if (f && fp) run(f); }}>
         <label className="file">Classify an image…
-          <input type="file" accept="image/*" disabled={!fp || !ids.length} data-testid="classify-input" onChange={(e) => e.target.files?.[0] && run(e.target.files[0])} />
+          <input type="file" accept="image/*" disabled={!fp || !ids.length} data-testid="classify-input" onChange={(e) => { const f = e.target.files?.[0]; e.target.value = ''; if (f) run(f); }} />
         </label>
         {camera ? <><button onClick={snap}>Classify this frame</button><button onClick={stopCamera}>Stop camera</button></> : <button disabled={!fp || !ids.length} onClick={startCamera}>Use camera</button>}
         <span className="hint">(or drop or paste an image) — every checked task runs on the same loaded backbone.</span>

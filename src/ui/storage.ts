@@ -4,7 +4,7 @@
  * is stored, oldest tasks first, each deletable) instead of losing the work;
  * the run, the download or the task stays in memory.
  */
-import { patch, useStore } from '../store/store';
+import { patch } from '../store/store';
 
 export function isQuotaError(e: unknown): boolean {
   const name = (e as { name?: string } | null)?.name;
@@ -15,5 +15,4 @@ export function isQuotaError(e: unknown): boolean {
 export function storageFull(what: string): void {
   const message = `Browser storage is full: ${what}. Delete older tasks or cached backbones below to make room.`;
   patch('storage', { full: message });
-  useStore.getState().notify(message);
 }

@@ -27,8 +27,12 @@ before(async () => {
 });
 after(async () => { await br?.browser.close(); await srv?.server.close(); });
 
-test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library, classify, delete', async () => {
+test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library, classify, delete; no request leaves the page\'s origin', async () => {
   const { page, logs } = br;
+  // Every request of the whole session, the worker's included: nothing may go anywhere but our own origin.
+  const requests = [];
+  const record = (r) => requests.push(r.url());
+  page.context().on('request', record);
   await page.goto(srv.url);
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
   assert.equal(await page.getByTestId('backend-name').textContent(), 'webgpu');
@@ -41,7 +45,7 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await page.getByTestId('folder-input').setInputFiles(data);
   await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
   assert.match(await page.getByTestId('dataset-ready').innerText(), /4 classes, 60 train images/);
-  assert.match(await page.getByTestId('skipped').innerText(), /broken\.jpg: not a decodable image/);
+  assert.match(await page.getByTestId('skipped').innerText(), /broken\.jpg: corrupt or truncated JPEG/);
   await page.locator('select').filter({ hasText: 'random 90/10' }).selectOption('vtab');
   await screenshot(page, 'studio-2-dataset');
 
@@ -54,11 +58,23 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await page.getByRole('button', { name: 'Estimate time' }).click();
   await page.getByTestId('epoch-estimate').waitFor({ timeout: 120_000 });
   assert.match(await page.getByTestId('epoch-estimate').textContent(), /measured [\d.]+ s per step \(micro-batch 8\): about \d+ s per epoch/);
+  // Browser storage full for the run's checkpoints: the run must go on in memory and say so.
+  await page.evaluate(() => {
+    const put = IDBObjectStore.prototype.put;
+    window.__restorePut = () => { IDBObjectStore.prototype.put = put; };
+    IDBObjectStore.prototype.put = function (...a) {
+      if (this.name === 'runs') throw new DOMException('quota exceeded (test)', 'QuotaExceededError');
+      return put.apply(this, a);
+    };
+  });
   await page.getByTestId('train').click();
   await page.getByTestId('charts').waitFor({ timeout: 300_000 });
   await screenshot(page, 'studio-3-training');
   await page.getByTestId('train-phase').filter({ hasText: /done|error/ }).waitFor({ timeout: 600_000 });
   assert.equal(await page.getByTestId('train-phase').textContent(), 'done', logs.join('\n'));
+  assert.match(await page.getByTestId('storage-full').innerText(), /the run goes on in memory, but its checkpoint could not be kept/);
+  await page.evaluate(() => window.__restorePut());
+  await page.getByTestId('storage-full').getByRole('button', { name: 'Dismiss' }).click();
   const acc = parseFloat(await page.getByTestId('val-accuracy').textContent());
   assert.ok(acc >= 50, `validation accuracy ${acc}% (chance 25%)`);
   await screenshot(page, 'studio-4-evaluate');
@@ -122,6 +138,10 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await page.getByRole('button', { name: 'Stop camera' }).click();
   await page.getByRole('button', { name: 'delete task letters-abcd' }).click();
   await page.getByText('No saved tasks yet.').waitFor();
+  page.context().off('request', record);
+  const foreign = requests.filter((u) => !u.startsWith(srv.url) && !/^(data|blob):/.test(u));
+  assert.deepEqual(foreign, [], 'only the page\'s own origin was asked for anything');
+  assert.ok(requests.some((u) => u.includes('demo/tiny-vit-mnist/model.safetensors')), 'the recording saw the backbone download');
 });
 
 test('bad inputs give specific messages and the page keeps working', async () => {
