@@ -1,6 +1,7 @@
 // Browser side of the bench: start the requested GPU backend, then run the shared case.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
+import { runSoak } from './soak';
 import { runCase, type BenchCase } from './step';
 
 export async function benchIn(backend: 'webgpu' | 'webgl', bc: BenchCase) {
@@ -17,4 +18,10 @@ export async function benchIn(backend: 'webgpu' | 'webgl', bc: BenchCase) {
     adapter = ext ? String(gl!.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : 'webgl2';
   }
   return { adapter, result: await runCase(bc) };
+}
+
+export async function soakIn(backend: 'webgpu' | 'webgl') {
+  if (!(await tf.setBackend(backend))) throw new Error(`${backend} backend did not start`);
+  await tf.ready();
+  return runSoak();
 }

@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [-- --cpu] [-- --no-browser] [-- --quick]`: training-step speed
+// `npm run bench [-- --json] [-- --cpu] [-- --no-browser] [-- --quick] [-- --soak]`: training-step speed
 // and memory of VPT-deep on Node's backends (ViT-Ti/16 at 224, p = 1, 10, 50;
 // with and without activation recomputation), ViT-B/16 memory accounting, the
 // browser's webgpu and webgl through Playwright, decode-and-resize throughput, and the same
@@ -9,11 +9,22 @@ import { cpus } from 'node:os';
 import { useBackend } from '../src/cli/backend';
 import { activationBytesPerImage, choosePasses } from '../src/core/train/memory';
 import { PRESETS } from '../src/core/vit/config';
-import { runBrowser } from './browser';
+import { runBrowser, soakBrowser } from './browser';
+import { runSoak, soakSummary } from './soak';
 import { benchDecode } from './decode';
 import { forwardFlops, runCase, type BenchCase, type BenchResult } from './step';
 
 const args = new Set(process.argv.slice(2));
+
+// `--soak`: only the 500-step soak, on wasm and in the browser on webgpu.
+if (args.has('--soak')) {
+  await useBackend('wasm');
+  const results = [await runSoak()];
+  if (!args.has('--no-browser')) results.push(await soakBrowser('webgpu'));
+  if (args.has('--json')) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  else for (const r of results) console.log(soakSummary(r));
+  process.exit(0);
+}
 const quick = args.has('--quick');
 const ti = PRESETS.find((p) => p.name === 'ViT-Ti/16')!.config;
 const vitB = PRESETS.find((p) => p.name === 'ViT-B/16')!.config;
@@ -52,16 +63,25 @@ if (!args.has('--no-browser')) {
   }
 }
 
-// ViT-B/16 VPT-deep p=10 batch 64 within a 2 GiB budget: the plan the studio makes, and its
-// peak from the measured per-image activation growth (two images measured, scaled to the pass).
-const plan = choosePasses(vitB, 10, 64, 2 ** 31);
-const b2 = rows.filter((r) => r.model === 'ViT-B/16');
+// ViT-B/16 VPT-deep p=10 batch 64 within a 2 GiB budget for the whole step: the plan the studio
+// makes, one of its passes measured (tf.profile peak, backbone included), and the per-image
+// activation growth from the batch-2 rows.
+const plan = choosePasses(vitB, 10, 64, undefined);
+let planPass: Row | null = null;
+if (!quick && !args.has('--no-plan')) {
+  await useBackend('wasm');
+  await run('wasm', 'ViT-B/16', { config: vitB, prompts: 10, batch: plan.microBatch, steps: 1, recompute: plan.recompute, once: true });
+  planPass = rows.at(-1)!;
+  planPass.note = `one pass of the batch-64 plan (${Math.ceil(64 / plan.microBatch)} passes)`;
+}
+const b2 = rows.filter((r) => r.model === 'ViT-B/16' && r.batch === 2);
 const backboneBytes = 4 * 86_000_000 * 2; // weights + pre-transposed copies for backward
 const perImage = (re: boolean) => { const r = b2.find((x) => x.recompute === re); return r?.peakBytes ? (r.peakBytes - backboneBytes) / 2 : null; };
 const vitb64 = {
   plan, estimatePerImageBytes: { plain: activationBytesPerImage(vitB, 10), recompute: activationBytesPerImage(vitB, 10, true) },
   measuredPerImageBytes: { plain: perImage(false), recompute: perImage(true) },
   peakPerPassBytes: perImage(plan.recompute) === null ? null : plan.microBatch * perImage(plan.recompute)!,
+  measuredStepPeakBytes: planPass?.peakBytes ?? null,
 };
 
 const decode = benchDecode(quick ? 4 : 12);
@@ -94,7 +114,7 @@ if (args.has('--json')) {
       `${(100 * r.efficiency).toFixed(0)}%`.padStart(12), (r.peakBytes === null ? '-' : (r.peakBytes / 2 ** 20).toFixed(0)).padStart(8), r.note ?? ''].join(' '));
   }
   const mb = (v: number | null) => (v === null ? '-' : `${(v / 2 ** 20).toFixed(0)} MB`);
-  console.log(`\nViT-B/16 VPT-deep p=10 batch 64, 2 GiB activation budget: passes of ${plan.microBatch} images${plan.recompute ? ' with recomputation' : ''}; activations per image estimated ${mb(vitb64.estimatePerImageBytes.plain)} plain / ${mb(vitb64.estimatePerImageBytes.recompute)} recomputed, measured ${mb(vitb64.measuredPerImageBytes.plain)} / ${mb(vitb64.measuredPerImageBytes.recompute)}; peak per pass ${mb(vitb64.peakPerPassBytes)} above the backbone`);
+  console.log(`\nViT-B/16 VPT-deep p=10 batch 64, 2 GiB for the whole step: passes of ${plan.microBatch} images${plan.recompute ? ' with recomputation' : ''}; activations per image estimated ${mb(vitb64.estimatePerImageBytes.plain)} plain / ${mb(vitb64.estimatePerImageBytes.recompute)} recomputed, measured ${mb(vitb64.measuredPerImageBytes.plain)} / ${mb(vitb64.measuredPerImageBytes.recompute)}; one pass measured: peak ${mb(vitb64.measuredStepPeakBytes)} with the backbone (${vitb64.measuredStepPeakBytes === null ? '-' : (vitb64.measuredStepPeakBytes / 2 ** 31).toFixed(2)} of 2 GiB)`);
   console.log(`decode + resize to 224: ${decode.imagesPerSecond.toFixed(1)} images/s (${decode.width}x${decode.height} JPEG, ${(decode.meanBytes / 1024).toFixed(0)} KB each)`);
   if (torch && ratio) console.log(`PyTorch ${torch.torch} (${torch.threads} threads): step ${torch.stepMs.toFixed(0)} ms, forward ${torch.forwardMs.toFixed(0)} ms, matmul ${torch.matmulGflops.toFixed(1)} GFLOP/s; its step reaches ${(100 * ratio.torchEfficiency).toFixed(0)}% of its matmul; ours (wasm) / PyTorch: step ${ratio.stepOursOverTorch.toFixed(2)}x, forward ${ratio.forwardOursOverTorch.toFixed(2)}x`);
   else console.log(torchNote);

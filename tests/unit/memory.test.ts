@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { activationBytesPerImage, chooseMicroBatch, choosePasses, largestActivationBytes } from '../../src/core/train/memory';
+import { activationBytesPerImage, chooseMicroBatch, choosePasses, largestActivationBytes, residentModelBytes } from '../../src/core/train/memory';
 import { PRESETS } from '../../src/core/vit/config';
 
 const vitB = PRESETS.find((p) => p.name === 'ViT-B/16')!.config;
@@ -20,12 +20,16 @@ describe('micro-batch from device limits', () => {
     expect(chooseMicroBatch(vitB, 10, 64, 1024)).toBe(1);
   });
 
-  it('recomputation: ViT-B/16 VPT-deep p=10 batch 64 in 2 GiB of activations with far larger passes', () => {
-    const plain = chooseMicroBatch(vitB, 10, 64, 2 * 1024 ** 3);
+  it('recomputation: a ViT-B/16 VPT-deep p=10 batch-64 step in 2 GiB, backbone included, with far larger passes', () => {
+    // 86 M parameters, the block matrices twice (transposed copies for backward): about 0.67 GiB resident.
+    expect(residentModelBytes(vitB) / 2 ** 30).toBeCloseTo(0.67, 1);
+    const left = 2 * 1024 ** 3 - residentModelBytes(vitB);
+    const plain = chooseMicroBatch(vitB, 10, 64, 2 * 1024 ** 3, left);
     const plan = choosePasses(vitB, 10, 64, 2 * 1024 ** 3);
     expect(plan.recompute).toBe(true);
     expect(plan.microBatch).toBeGreaterThan(4 * plain);
-    expect(plan.microBatch * activationBytesPerImage(vitB, 10, true)).toBeLessThanOrEqual(2 * 1024 ** 3);
+    expect(residentModelBytes(vitB) + plan.microBatch * activationBytesPerImage(vitB, 10, true)).toBeLessThanOrEqual(2 * 1024 ** 3);
+    expect(residentModelBytes(vitB) + (plan.microBatch + 1) * activationBytesPerImage(vitB, 10, true)).toBeGreaterThan(2 * 1024 ** 3);
     expect(activationBytesPerImage(vitB, 10, true) * 12).toBeLessThan(activationBytesPerImage(vitB, 10) * 2);
     // Small enough already: no recomputation.
     const tiny = { imageSize: 32, patchSize: 4, hiddenSize: 64, numLayers: 4, numHeads: 4, mlpDim: 256, layerNormEps: 1e-6 };

@@ -35,6 +35,21 @@ export function activationBytesPerImage(c: ViTConfig, prompts: number, recompute
 /** Default activation budget: 2 GiB, the issue's target for VPT-deep ViT-B/16 batch 64. */
 export const DEFAULT_ACTIVATION_BUDGET = 2 * 1024 ** 3;
 
+/** Default budget for a whole step, the frozen model included: the same 2 GiB. */
+export const DEFAULT_STEP_BUDGET = 2 * 1024 ** 3;
+
+/**
+ * Bytes the frozen model holds on the device during training: every weight,
+ * plus the transposed copy of each block matrix and of the patch projection
+ * that the backward pass multiplies by (FrozenViT.prepareBackward).
+ */
+export function residentModelBytes(c: ViTConfig): number {
+  const d = c.hiddenSize, m = c.mlpDim, T = tokens(c, 0);
+  const matrices = c.numLayers * (4 * d * d + 2 * d * m) + 3 * c.patchSize ** 2 * d;
+  const rest = c.numLayers * (3 * d + d + m + d + 4 * d) + d + T * d + 3 * d;
+  return 4 * (2 * matrices + rest);
+}
+
 /**
  * The largest micro-batch <= batch whose biggest tensor fits `maxBindingBytes`
  * (10% headroom) and whose activations fit `budgetBytes`. Gradients accumulate
@@ -48,11 +63,14 @@ export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, m
 }
 
 /**
- * Micro-batch and recomputation together: recompute only when memory, not
- * the batch, limits the micro-batch and recomputing allows a larger one
- * (fewer, larger passes use a GPU better; recomputing costs one more forward).
+ * Micro-batch and recomputation together, so that the whole step (the frozen
+ * model's resident bytes plus one pass's activations) fits `stepBudgetBytes`:
+ * recompute only when memory, not the batch, limits the micro-batch and
+ * recomputing allows a larger one (fewer, larger passes use a GPU better;
+ * recomputing costs one more forward).
  */
-export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, budgetBytes = DEFAULT_ACTIVATION_BUDGET): { microBatch: number; recompute: boolean } {
+export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, stepBudgetBytes = DEFAULT_STEP_BUDGET): { microBatch: number; recompute: boolean } {
+  const budgetBytes = Math.max(0, stepBudgetBytes - residentModelBytes(c));
   const plain = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes);
   if (plain >= batch) return { microBatch: plain, recompute: false };
   const re = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, true);
