@@ -11,7 +11,7 @@ import { formatTitle, MAX_PIXELS, sniffImage } from '../core/image/sniff';
 import type { Preprocessing } from '../core/vit/config';
 import { loadBackbone, type Backbone } from '../core/vit/load';
 import { detectLayout, type Layout, type Skipped } from '../data/layout';
-import type { Example } from '../core/train/evaluate';
+import { keepsPixels, PIXEL_BUDGET_BYTES, type Example } from '../core/train/evaluate';
 
 export function readBytes(path: string): Uint8Array {
   try {
@@ -114,15 +114,22 @@ export function readLayout(dir: string): Layout {
   return layout;
 }
 
-/** Decode and resize one split's images; unreadable ones are reported in `skipped`. */
-export function loadExamples(dir: string, layout: Layout, split: 'train' | 'val' | 'test', p: Preprocessing): LoadedSplit {
+/**
+ * Decode and resize one split's images, one at a time; unreadable ones are
+ * reported in `skipped`. Past `pixelBudget` bytes of prepared pixels only
+ * the path is kept and the image is decoded again when a batch needs it.
+ */
+export function loadExamples(dir: string, layout: Layout, split: 'train' | 'val' | 'test', p: Preprocessing, pixelBudget = PIXEL_BUDGET_BYTES): LoadedSplit {
   const set = layout.splits[split];
   if (!set) throw new VptError(dir, `has no "${split}" split`);
   const skipped: Skipped[] = [];
   const examples: Example[] = [];
+  const keep = keepsPixels(set.files.length, p.size, pixelBudget);
   for (const f of set.files) {
+    const decode = () => prepare(decodeImage(readBytes(join(dir, f.path)), f.path), p);
     try {
-      examples.push({ image: prepare(decodeImage(readBytes(join(dir, f.path)), f.path), p), label: f.label, name: f.path });
+      const img = decode();
+      examples.push({ image: keep ? img : { load: async () => decode() }, label: f.label, name: f.path });
     } catch (e) {
       skipped.push({ path: f.path, reason: e instanceof VptError ? e.problem : String(e) });
     }

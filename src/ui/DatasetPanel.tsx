@@ -33,6 +33,7 @@ export function DatasetPanel() {
       {s && (
         <div data-testid="dataset-ready">
           <p>{s.classes.length} classes, {Object.entries(s.splits).map(([k, v]) => `${v} ${k}`).join(', ')} images ({s.kind === 'split' ? 'the dataset\'s own splits' : 'one folder per class'}).</p>
+          {s.streamed && <p className="hint" data-testid="streamed">Too many images to keep decoded: each is read again from its file when a batch needs it (memory stays bounded; keep the folder where it is while training).</p>}
           <table className="classes">
             <thead><tr><th>Use</th><th>Class</th><th>Images</th><th>Balance</th><th>Samples</th></tr></thead>
             <tbody>{s.classes.map((c) => (

@@ -50,12 +50,14 @@ export const loadBackboneFiles = (files: File[]) => guarded(async () => {
 export async function loadDataset(files: DataFile[]): Promise<void> {
   patch('dataset', { phase: 'busy', error: null, progress: { done: 0, total: files.length } });
   try {
-    const r = await engine().request({ type: 'loadDataset', files });
-    const classes = r.summary.classes;
-    if (classes.length < 2) throw new Error(`the dataset has ${classes.length} class folder${classes.length === 1 ? '' : 's'}${classes.length ? ` (${classes[0].name})` : ''}: training needs at least 2, one sub-folder per class`);
+    // ?pixelBudgetMB=N sets how many decoded pixels stay in memory before a dataset streams (tests use 0).
+    const mb = new URLSearchParams(location.search).get('pixelBudgetMB');
+    const r = await engine().request({ type: 'loadDataset', files, pixelBudget: mb === null ? undefined : Number(mb) * 2 ** 20 });
     patch('dataset', { phase: 'ready', summary: r.summary, dropped: [], renamed: {}, split: r.summary.splits.val ? 'own' : 'fgvc' });
   } catch (e) {
-    patch('dataset', { phase: 'error', error: errorText(e), progress: null });
+    // The engine keeps the dataset it had: so does the page, and says so.
+    const had = useStore.getState().dataset.summary !== null;
+    patch('dataset', { phase: had ? 'ready' : 'error', error: errorText(e) + (had ? ' (the dataset loaded before is kept)' : ''), progress: null });
   }
 }
 

@@ -47,6 +47,8 @@ export interface DatasetSummary {
   /** Images per split actually usable. */
   splits: Record<string, number>;
   skipped: { path: string; reason: string }[];
+  /** Too many images to keep decoded: each is decoded again from its file when a batch needs it. */
+  streamed: boolean;
 }
 
 export interface DataFile { path: string; file: Blob }
@@ -93,7 +95,7 @@ export interface Prediction { taskId: string; top: { name: string; probability: 
 export type Request =
   | { type: 'init'; prefer?: BackendName }
   | { type: 'loadBackbone'; name: string; bytes: ArrayBuffer; config?: unknown; preprocessor?: unknown }
-  | { type: 'loadDataset'; files: DataFile[] }
+  | { type: 'loadDataset'; files: DataFile[]; /** Bytes of prepared pixels to keep in memory (default 1 GiB); past it the dataset streams. */ pixelBudget?: number }
   | { type: 'train'; config: TrainConfig; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; name: string; resume?: ArrayBuffer }
   | { type: 'pause' } | { type: 'resume' } | { type: 'stop' }
   | { type: 'exportTask'; taskId: string; fp16: boolean; naming: 'vpt' | 'official' }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { VptError } from '../core/errors';
 import { prepare } from '../core/image/preprocess';
 import { backboneRef, checkTaskAgainstBackbone, readTask, writeTask, type TaskMeta } from '../core/io/task-file';
-import { inferRows } from '../core/train/evaluate';
+import { inferRows, pixels } from '../core/train/evaluate';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, type EpochReport } from '../core/train/checkpoint';
 import { compareProtocols } from '../core/train/compare';
 import { train as runTraining, type TrainData, type TrainHooks, type TrainResult } from '../core/train/loop';
@@ -76,8 +76,12 @@ export class Session {
       case 'loadBackbone': return { type: 'loadBackbone', summary: await this.loadBackbone(req) };
       case 'loadDataset': {
         const { b } = this.need();
-        this.dataset = await loadDataset(req.files, b.preprocessing, (done, total) => this.emit({ type: 'decodeProgress', done, total }));
-        return { type: 'loadDataset', summary: this.dataset.summary };
+        const ds = await loadDataset(req.files, b.preprocessing, (done, total) => this.emit({ type: 'decodeProgress', done, total }), req.pixelBudget);
+        // A dataset that cannot train must not replace one that can: check before keeping it.
+        const classes = ds.summary.classes;
+        if (classes.length < 2) throw new VptError('dataset', `the dataset has ${classes.length} class folder${classes.length === 1 ? '' : 's'}${classes.length ? ` (${classes[0].name})` : ''}: training needs at least 2, one sub-folder per class`);
+        this.dataset = ds;
+        return { type: 'loadDataset', summary: ds.summary };
       }
       case 'train': return this.train(req);
       case 'pause': if (!this.paused) { let resume!: () => void; const promise = new Promise<void>((r) => { resume = r; }); this.paused = { resume, promise }; } return { type: 'pause' };
@@ -161,7 +165,11 @@ export class Session {
         const { values, cols } = await inferRows(this.model!, { proto, vars }, data.val.map((e) => e.image), b.preprocessing, cfg.batch);
         const probs = softmaxRows(values, data.val.length, cols);
         const pred = argmaxRows(values, data.val.length, cols);
-        data.val.forEach((e, i) => examples.push({ label: e.label, predicted: pred[i], confidence: probs[i * cols + pred[i]], path: e.name, thumb: thumbOf(e.image) }));
+        // One image at a time: a streamed dataset is decoded again here, never held whole.
+        for (const [i, e] of data.val.entries()) {
+          const [img] = await pixels([e.image]);
+          examples.push({ label: e.label, predicted: pred[i], confidence: probs[i * cols + pred[i]], path: e.name, thumb: thumbOf(img) });
+        }
       } finally {
         disposeVars(vars);
       }

@@ -1,19 +1,24 @@
 /** The worker's dataset: the folder layout, decoded + resized images, splits and class edits. */
 import { VptError } from '../core/errors';
 import { prepare } from '../core/image/preprocess';
-import type { RgbImage } from '../core/image/resize';
-import type { Example } from '../core/train/evaluate';
+import { keepsPixels, PIXEL_BUDGET_BYTES, type Example, type ImageSource } from '../core/train/evaluate';
 import { splitTrainVal } from '../core/train/split';
 import type { Preprocessing } from '../core/vit/config';
 import { detectLayout, type Layout, type SplitName } from '../data/layout';
 import { decodeBlob, mapLimit, thumbOf } from './decode';
-import type { ClassEdits, DataFile, DatasetSummary } from './protocol';
+import type { ClassEdits, DataFile, DatasetSummary, Thumb } from './protocol';
 
-export interface LoadedImage { path: string; split: SplitName; cls: string; image: RgbImage }
+export interface LoadedImage { path: string; split: SplitName; cls: string; image: ImageSource }
 
 export interface StudioDataset { layout: Layout; images: LoadedImage[]; summary: DatasetSummary }
 
-export async function loadDataset(files: DataFile[], pre: Preprocessing, progress: (done: number, total: number) => void): Promise<StudioDataset> {
+/**
+ * Decode every image once, a few at a time (bad ones are reported, not kept).
+ * The prepared pixels are kept while they fit `pixelBudget`; past it (tens of
+ * thousands of images) only the file is kept and decoded again per batch, so
+ * memory stays bounded whatever the folder holds.
+ */
+export async function loadDataset(files: DataFile[], pre: Preprocessing, progress: (done: number, total: number) => void, pixelBudget = PIXEL_BUDGET_BYTES): Promise<StudioDataset> {
   const byPath = new Map(files.map((f) => [f.path, f.file]));
   const layout = detectLayout(files.map((f) => f.path));
   const skipped = [...layout.skipped];
@@ -22,27 +27,37 @@ export async function loadDataset(files: DataFile[], pre: Preprocessing, progres
     for (const f of set.files) todo.push({ path: f.path, split, cls: set.classes[f.label] });
   }
   if (!todo.length) throw new VptError('dataset', files.length ? 'no images inside class folders (expected one sub-folder per class)' : 'the folder is empty');
-  const decoded = await mapLimit(todo, 4, async (t) => {
+  const keep = keepsPixels(todo.length, pre.size, pixelBudget);
+  // Thumbnails of each class's first training images, made while decoding (a streamed image is not kept).
+  const thumbAt = new Set<number>();
+  const perClass = new Map<string, number>();
+  todo.forEach((t, i) => { const n = perClass.get(t.cls) ?? 0; if (t.split === 'train' && n < 6) { thumbAt.add(i); perClass.set(t.cls, n + 1); } });
+  const thumbs = new Map<number, Thumb>();
+  const decode = async (path: string) => prepare(await decodeBlob(byPath.get(path)!, path), pre);
+  const decoded = await mapLimit(todo, 4, async (t, i) => {
     try {
-      return { ...t, image: prepare(await decodeBlob(byPath.get(t.path)!, t.path), pre) };
+      const img = await decode(t.path);
+      if (thumbAt.has(i)) thumbs.set(i, thumbOf(img));
+      return { ...t, image: keep ? img : { load: () => decode(t.path) }, index: i };
     } catch (e) {
       skipped.push({ path: t.path, reason: e instanceof VptError ? e.problem : String(e) });
       return null;
     }
   }, (d) => { if (d % 8 === 0 || d === todo.length) progress(d, todo.length); });
-  const images = decoded.filter((x): x is LoadedImage => x !== null);
-  const names = [...new Set(images.map((i) => i.cls))].sort();
-  const training = images.filter((i) => i.split === 'train');
+  const ok = decoded.filter((x): x is LoadedImage & { index: number } => x !== null);
+  const names = [...new Set(ok.map((i) => i.cls))].sort();
+  const training = ok.filter((i) => i.split === 'train');
   const summary: DatasetSummary = {
     kind: layout.kind,
     classes: names.map((name) => {
       const mine = training.filter((i) => i.cls === name);
-      return { name, count: mine.length, thumbs: mine.slice(0, 6).map((i) => thumbOf(i.image)) };
+      return { name, count: mine.length, thumbs: mine.map((i) => thumbs.get(i.index)).filter((x): x is Thumb => !!x) };
     }),
-    splits: Object.fromEntries((['train', 'val', 'test'] as const).map((s) => [s, images.filter((i) => i.split === s).length]).filter(([, n]) => n)),
+    splits: Object.fromEntries((['train', 'val', 'test'] as const).map((s) => [s, ok.filter((i) => i.split === s).length]).filter(([, n]) => n)),
     skipped,
+    streamed: !keep,
   };
-  return { layout, images, summary };
+  return { layout, images: ok.map(({ index: _, ...i }) => i), summary };
 }
 
 export type SplitRule = 'fgvc' | 'vtab' | 'own';

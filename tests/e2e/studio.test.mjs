@@ -173,19 +173,27 @@ test('bad inputs give specific messages and the page keeps working', async () =>
   assert.match(await page.getByTestId('backbone-ready').innerText(), /tiny-vit-mnist/);
   await page.getByTestId('demo-dataset').click();
   await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
+  // A bad folder after a good one: the good one stays loaded, and the page says so.
+  const good = await page.getByTestId('dataset-ready').innerText();
+  await page.getByTestId('folder-input').setInputFiles(join(tmp, 'one'));
+  await page.getByTestId('dataset-error').filter({ hasText: /training needs at least 2.*the dataset loaded before is kept/ }).waitFor();
+  assert.equal(await page.getByTestId('dataset-ready').innerText(), good);
   await screenshot(page, 'studio-bad-inputs');
 });
 
 // One run takes every fault in turn (sharing it keeps the browser tests short):
 // device loss, out-of-memory, then a reload mid-run and a resume from IndexedDB.
-test('device loss, out-of-memory and a reload mid-run: backend rebuilt, smaller micro-batch, resumed from the last checkpoint', async () => {
+// It runs with a zero pixel budget: the dataset streams from its files, as
+// a folder of tens of thousands of images would.
+test('device loss, out-of-memory and a reload mid-run on a streamed dataset: backend rebuilt, smaller micro-batch, resumed from the last checkpoint', async () => {
   const { page } = br;
-  await page.goto(`${srv.url}?debug=1`);
+  await page.goto(`${srv.url}?debug=1&pixelBudgetMB=0`);
   await page.getByTestId('demo-backbone').click();
   await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
   const data = letters(join(tmp, 'faults'), ['H', 'I', 'J'], 6);
   await page.getByTestId('folder-input').setInputFiles(data);
   await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
+  await page.getByTestId('streamed').waitFor();
   await page.getByLabel('Prompt tokens', { exact: true }).fill('1');
   await page.getByLabel('Epochs', { exact: true }).fill('4');
   await page.getByLabel('Batch size', { exact: true }).fill('8');

@@ -209,3 +209,40 @@ describe('exported file names', () => {
     expect(safeFileName('a/'.repeat(100)).length).toBeLessThanOrEqual(80);
   });
 });
+
+describe('large folders stream', () => {
+  it('past the pixel budget images are decoded again per batch: same training, no pixels held', async () => {
+    const { tinyModel, NOTMNIST } = await import('./helpers');
+    const { resolveTrainConfig } = await import('../../src/core/train/config');
+    const { train } = await import('../../src/core/train/loop');
+    const { model, pre: p, b } = await tinyModel();
+    const root = mkdtempSync(join(tmpdir(), 'vpt-stream-'));
+    for (const c of ['A', 'B']) {
+      mkdirSync(join(root, c));
+      const { readdirSync } = await import('node:fs');
+      for (const f of readdirSync(join(NOTMNIST, 'train', c)).slice(0, 6)) copyFileSync(join(NOTMNIST, 'train', c, f), join(root, c, f));
+    }
+    const kept = loadTrainData(root, p, { valSplit: 0.25, seed: 1 });
+    const streamed = loadTrainData(root, p, { valSplit: 0.25, seed: 1 }, 0);
+    expect(kept.train.every((e) => 'data' in e.image)).toBe(true);
+    expect(streamed.train.every((e) => 'load' in e.image && !('data' in e.image))).toBe(true);
+    const cfg = resolveTrainConfig({ epochs: 2, batch: 4, protocol: { name: 'vpt-shallow', n: 1 }, seed: 2, augment: true });
+    const a = await train(model, p, kept, cfg, b.fingerprint);
+    const s = await train(model, p, streamed, cfg, b.fingerprint);
+    expect(Array.from(s.state.params.get('prompts')!.data)).toEqual(Array.from(a.state.params.get('prompts')!.data));
+    expect(s.history.map((h) => h.valAccuracy)).toEqual(a.history.map((h) => h.valAccuracy));
+  });
+
+  it('20 000 files: the layout lists them all, decoding keeps at most 4 in flight', async () => {
+    const { detectLayout } = await import('../../src/data/layout');
+    const { mapLimit } = await import('../../src/worker/decode');
+    const paths = Array.from({ length: 20_000 }, (_, i) => `class ${i % 200}/img${i}.jpg`);
+    const l = detectLayout(paths);
+    expect(l.splits.train!.classes).toHaveLength(200);
+    expect(l.splits.train!.files).toHaveLength(20_000);
+    let inFlight = 0, most = 0;
+    const out = await mapLimit(paths, 4, async (_, i) => { inFlight++; most = Math.max(most, inFlight); await null; inFlight--; return i; });
+    expect(most).toBe(4);
+    expect(out[19_999]).toBe(19_999);
+  });
+});

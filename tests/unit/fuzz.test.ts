@@ -1,6 +1,7 @@
 /**
  * Property-based fuzzing of every reader that takes a stranger's bytes:
- * safetensors, npz, task files, image headers and the CLI's image decoder.
+ * safetensors, npz, task files, checkpoints, image headers and the CLI's
+ * image decoder.
  * Each must return a result or throw VptError: never a TypeError, a
  * RangeError from a huge allocation, or a hang (vitest's timeout).
  */
@@ -15,6 +16,8 @@ import { readNpz } from '../../src/core/io/npz';
 import { readSafetensors, writeSafetensors } from '../../src/core/io/safetensors';
 import type { TensorMap } from '../../src/core/io/tensor-map';
 import { readTask, writeTask } from '../../src/core/io/task-file';
+import { readCheckpoint, writeCheckpoint } from '../../src/core/train/checkpoint';
+import { resolveTrainConfig } from '../../src/core/train/config';
 import { Rng } from '../../src/core/train/rng';
 import { fromVptState } from '../../src/core/tuning/prompt';
 import { initVpt } from '../../src/core/tuning/vpt';
@@ -128,6 +131,25 @@ describe('fuzzing the readers (fast-check)', () => {
     fc.assert(fc.property(meta, (m) => {
       const ok = onlyVptErrors(() => readTask(writeSafetensors(tensors, m as Record<string, string>), 'h.vpt.safetensors'));
       return ok && ({} as Record<string, unknown>).polluted === undefined;
+    }), { numRuns: RUNS });
+  });
+
+  it('checkpoints: mutated files and hostile metadata give a checkpoint or a VptError', () => {
+    const cfg = { imageSize: 32, patchSize: 8, hiddenSize: 8, numLayers: 2, numHeads: 2, mlpDim: 16, layerNormEps: 1e-6 };
+    const state = fromVptState(initVpt(cfg, 'deep', 2, 3, new Rng(1)));
+    const good = writeCheckpoint({
+      config: resolveTrainConfig({ protocol: { name: 'vpt-deep', n: 2 } }), classes: ['a', 'b', 'c'], fingerprint: 'f', epoch: 1, step: 4, state,
+      optimizer: { step: 4, slots: { prompts: [new Float32Array(32)] } }, rng: [1, 2, 3, 4], best: { epoch: 1, valAccuracy: 0.5, state }, history: [],
+    });
+    expect(readCheckpoint(good, 'ok').epoch).toBe(1);
+    fc.assert(fc.property(mutated(good), (b) => onlyVptErrors(() => readCheckpoint(b, 'm.ckpt'))), { numRuns: RUNS });
+    const { tensors, metadata } = readSafetensors(good, 'g');
+    const keys = ['config', 'classes', 'state_shape', 'optimizer_slots', 'best', 'history', 'rng', 'epoch'] as const;
+    const hostile = fc.constantFrom('null', '[]', '{}', '-1', '1e9', '"x"', '{"prompts":-1}', '{"prompts":1e12}', '{"protocol":null}', '{"__proto__":{"x":1}}', '{"shapes":{"prompts":[-1,0,8]}}');
+    fc.assert(fc.property(fc.constantFrom(...keys), fc.oneof(hostile, fc.json()), (k, v) => {
+      const md = Object.fromEntries(metadata);
+      md[k] = v;
+      return onlyVptErrors(() => readCheckpoint(writeSafetensors(tensors, md), 'h.ckpt'));
     }), { numRuns: RUNS });
   });
 

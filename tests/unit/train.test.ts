@@ -158,7 +158,7 @@ describe('training', () => {
 
   it('inference pads the last batch and leaks nothing', async () => {
     const before = tf.memory().numTensors;
-    const imgs = synthetic(5, 4).map((e) => prepare(e.image, pre));
+    const imgs = synthetic(5, 4).map((e) => prepare(e.image as RgbImage, pre));
     const plain = await inferRows(model, null, imgs, pre, 4);
     const one = await inferRows(model, null, imgs.slice(4), pre, 4);
     expect(plain.cols).toBe(48);

@@ -52,14 +52,14 @@ export function backboneRef(b: Backbone): BackboneRef {
  * when it has one, else `cfg.valSplit` of train (stratified, seeded).
  * Skipped files are logged; classes without images are an error.
  */
-export function loadTrainData(dataDir: string, pre: Preprocessing, cfg: Pick<TrainConfig, 'valSplit' | 'seed'>): TrainData {
+export function loadTrainData(dataDir: string, pre: Preprocessing, cfg: Pick<TrainConfig, 'valSplit' | 'seed'>, pixelBudget?: number): TrainData {
   const layout = readLayout(dataDir);
-  const trainSet = loadExamples(dataDir, layout, 'train', pre);
+  const trainSet = loadExamples(dataDir, layout, 'train', pre, pixelBudget);
   let val: Example[] = [];
   let trainEx = trainSet.examples;
   const skipped = [...trainSet.skipped];
   if (layout.kind === 'split' && layout.splits.val) {
-    const v = loadExamples(dataDir, layout, 'val', pre);
+    const v = loadExamples(dataDir, layout, 'val', pre, pixelBudget);
     val = v.examples;
     skipped.push(...v.skipped);
   } else if (cfg.valSplit > 0) {

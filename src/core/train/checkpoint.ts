@@ -66,6 +66,9 @@ function getState(t: TensorMap, prefix: string, like: StateShape, file: string):
     if (!x || !(x.data instanceof Float32Array)) throw new VptError(file, `checkpoint lacks ${prefix + name}`);
     const rest = shape0.slice(1).reduce((a, b) => a * b, 1);
     const shape = shape0[0] === -1 ? [x.data.length / rest, ...shape0.slice(1)] : shape0;
+    if (!shape.every((s) => Number.isSafeInteger(s) && s >= 0) || shape.reduce((a, b) => a * b, 1) !== x.data.length) {
+      throw new VptError(file, `checkpoint tensor ${prefix + name} holds ${x.data.length} values, its recorded shape is ${JSON.stringify(shape0)}`);
+    }
     params.set(name, { shape, data: x.data });
   }
   return { protocol: like.protocol, numClasses: like.numClasses, hiddenSize: like.hiddenSize, params };
@@ -89,7 +92,21 @@ export function writeCheckpoint(c: Checkpoint): Uint8Array {
   return writeSafetensors(t, meta);
 }
 
+/**
+ * Read a checkpoint. Anything malformed (a damaged or hand-edited file, a
+ * checkpoint from a newer version) is a VptError naming the file, never a
+ * TypeError from deep inside: a resume offer must fail cleanly.
+ */
 export function readCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
+  try {
+    return parseCheckpoint(bytes, file);
+  } catch (e) {
+    if (e instanceof VptError) throw e;
+    throw new VptError(file, `checkpoint is damaged (${(e as Error).message})`);
+  }
+}
+
+function parseCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
   const { tensors: t, metadata: md } = readSafetensors(bytes, file);
   if (md.get('format') !== FORMAT) throw new VptError(file, 'not a VPT Studio checkpoint');
   const j = <T>(k: string): T => {
@@ -101,6 +118,8 @@ export function readCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
   const bestInfo = j<{ epoch: number; valAccuracy: number } | null>('best');
   const slots: Record<string, Float32Array[]> = {};
   for (const [name, n] of Object.entries(j<Record<string, number>>('optimizer_slots'))) {
+    // An optimizer keeps at most a few slots per tensor (Adam: 2): a larger count is a damaged file, not a loop to run.
+    if (!Number.isInteger(n) || n < 0 || n > 8) throw new VptError(file, `checkpoint metadata says ${JSON.stringify(n)} optimizer slots for "${name}"`);
     slots[name] = Array.from({ length: n }, (_, i) => {
       const x = t.get(`optimizer.${name}.${i}`);
       if (!x || !(x.data instanceof Float32Array)) throw new VptError(file, `checkpoint lacks optimizer.${name}.${i}`);

@@ -8,14 +8,37 @@ import type { FrozenViT } from '../vit/model';
 import type { Rng } from './rng';
 import { forwardOf, type Forward } from './step';
 
-/** An image already resized by `prepare`, with its label. */
-export interface Example { image: RgbImage; label: number; name: string }
+/**
+ * An image already resized by `prepare`: its pixels, or, for a dataset too
+ * large to keep decoded, a way to decode and prepare it again when a batch
+ * needs it (streaming: memory stays bounded whatever the number of images).
+ */
+export type ImageSource = RgbImage | { load: () => Promise<RgbImage> };
 
-/** Fill a [B, S, S, 3] buffer from examples (rows past the end stay zero: padding). */
-export function fillBatch(ex: RgbImage[], p: Preprocessing, B: number, augment?: Rng): Float32Array {
+/** An image with its label. */
+export interface Example { image: ImageSource; label: number; name: string }
+
+/** Decoded, prepared images kept in memory up to this; past it a dataset streams from its files. */
+export const PIXEL_BUDGET_BYTES = 1024 ** 3;
+
+/** Whether `n` prepared images of `size` x `size` fit the pixel budget. */
+export function keepsPixels(n: number, size: number, budget = PIXEL_BUDGET_BYTES): boolean {
+  return n * size * size * 3 <= budget;
+}
+
+/** The pixels of image sources, loading those that stream. */
+export function pixels(images: ImageSource[]): Promise<RgbImage[]> {
+  return Promise.all(images.map((i) => ('load' in i ? i.load() : i)));
+}
+
+/** Fill a [B, S, S, 3] buffer from loaded images (rows past the end stay zero: padding). */
+export function fillBatch(ex: ImageSource[], p: Preprocessing, B: number, augment?: Rng): Float32Array {
   const px = p.size * p.size * 3;
   const buf = new Float32Array(B * px);
-  ex.forEach((img, i) => toInput(img, p, buf, i * px, augment));
+  ex.forEach((img, i) => {
+    if ('load' in img) throw new Error('fillBatch needs loaded pixels: await pixels(...) first');
+    toInput(img, p, buf, i * px, augment);
+  });
   return buf;
 }
 
@@ -26,12 +49,12 @@ export interface Tuned { proto: Protocol; vars: Vars }
  * Apply `forward` to n rows, `batch` at a time; the last batch is padded so
  * every call has one shape. `fill(from, count, batch)` builds one input batch.
  */
-export async function runRows(forward: Forward, fill: (from: number, count: number, batch: number) => tf.Tensor, n: number, batch: number): Promise<{ values: Float32Array; cols: number }> {
+export async function runRows(forward: Forward, fill: (from: number, count: number, batch: number) => tf.Tensor | Promise<tf.Tensor>, n: number, batch: number): Promise<{ values: Float32Array; cols: number }> {
   const chunks: Float32Array[] = [];
   let cols = 0;
   for (let from = 0; from < n; from += batch) {
     const count = Math.min(batch, n - from);
-    const x = fill(from, count, batch);
+    const x = await fill(from, count, batch);
     const out = tf.tidy(() => forward(x));
     cols = out.shape[1];
     const v = (await out.data()) as Float32Array;
@@ -51,9 +74,9 @@ export function inferenceForward(model: FrozenViT, tuned: Tuned | null): Forward
 }
 
 /** Logits [N, C] (or, with `tuned` null, plain features [N, d]) for images. */
-export async function inferRows(model: FrozenViT, tuned: Tuned | null, images: RgbImage[], p: Preprocessing, batch: number): Promise<{ values: Float32Array; cols: number }> {
+export async function inferRows(model: FrozenViT, tuned: Tuned | null, images: ImageSource[], p: Preprocessing, batch: number): Promise<{ values: Float32Array; cols: number }> {
   const S = p.size;
-  const fill = (from: number, count: number, B: number) => tf.tensor4d(fillBatch(images.slice(from, from + count), p, B), [B, S, S, 3]);
+  const fill = async (from: number, count: number, B: number) => tf.tensor4d(fillBatch(await pixels(images.slice(from, from + count)), p, B), [B, S, S, 3]);
   return runRows(inferenceForward(model, tuned), fill, images.length, batch);
 }
 

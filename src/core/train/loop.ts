@@ -15,7 +15,7 @@ import type { Preprocessing } from '../vit/config';
 import type { FrozenViT } from '../vit/model';
 import type { Checkpoint, EpochReport } from './checkpoint';
 import type { TrainConfig } from './config';
-import { fillBatch, inferFromFeatures, inferRows, type Example, type Tuned } from './evaluate';
+import { fillBatch, inferFromFeatures, inferRows, pixels, type Example, type Tuned } from './evaluate';
 import { argmaxRows, evaluatePredictions, type Evaluation } from './metrics';
 import { DEFAULT_OPTIMIZER, Optimizer } from './optimizer';
 import { Rng } from './rng';
@@ -156,8 +156,8 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   let peakBytes: number | null = null;
   let compiled = false;
   const rowShape = cached ? [d] : [p.size, p.size, 3];
-  const batchInputs = (idx: number[]): Float32Array => {
-    if (!trainFeats) return fillBatch(idx.map((j) => data.train[j].image), p, B, cfg.augment ? rng : undefined);
+  const batchInputs = async (idx: number[]): Promise<Float32Array> => {
+    if (!trainFeats) return fillBatch(await pixels(idx.map((j) => data.train[j].image)), p, B, cfg.augment ? rng : undefined);
     const buf = new Float32Array(B * d);
     idx.forEach((j, i) => buf.set(trainFeats.subarray(j * d, (j + 1) * d), i * d));
     return buf;
@@ -186,7 +186,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
         const labels = new Int32Array(B);
         const weights = new Float32Array(B);
         idx.forEach((j, i) => { labels[i] = data.train[j].label; weights[i] = 1; });
-        const batch = { inputs: batchInputs(idx), rowShape, labels, weights, size: B };
+        const batch = { inputs: await batchInputs(idx), rowShape, labels, weights, size: B };
         lr = lr0 * lrMultiplier(cfg.schedule, step, stepsPerEpoch, cfg.warmupEpochs, cfg.epochs);
         if (!compiled && hooks.precompile) {
           compiled = true;
