@@ -23,7 +23,8 @@ import { fromVptState } from '../../src/core/tuning/prompt';
 import { initVpt } from '../../src/core/tuning/vpt';
 import { npy, zip } from './zipmaker';
 
-const RUNS = 400;
+// FUZZ_RUNS=5000 for a longer hunt; CI runs the default.
+const RUNS = Number(process.env.FUZZ_RUNS ?? 400);
 
 /** The property every reader must have: a value, or our own error. */
 function onlyVptErrors(f: () => unknown): boolean {
@@ -158,6 +159,16 @@ describe('fuzzing the readers (fast-check)', () => {
     const files = readdirSync(dir).filter((f) => /\.(png|jpg|gif)$/.test(f) && f !== 'huge.png').map((f) => new Uint8Array(readFileSync(join(dir, f))));
     fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => onlyVptErrors(() => sniffImage(b, 'r'))), { numRuns: RUNS });
     fc.assert(fc.property(fc.oneof(...files.map(mutated)), (b) => onlyVptErrors(() => decodeImage(b, 'm'))), { numRuns: RUNS });
+  });
+
+  it('regressions the fuzzer found: dtype names that exist only on Object.prototype', async () => {
+    expect(() => readSafetensors(rawSafetensors({ w: { dtype: 'toString', shape: [], data_offsets: [0, 0] } }, 0), 'p.safetensors')).toThrow(/^p\.safetensors: tensor "w": unsupported dtype "toString"/);
+    const text = "{'descr': 'constructor', 'fortran_order': False, 'shape': (1,), }";
+    const arr = new Uint8Array(10 + text.length + 4);
+    arr.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+    new DataView(arr.buffer).setUint16(8, text.length, true);
+    arr.set(new TextEncoder().encode(text), 10);
+    await expect(readNpz(zip([['x.npy', arr]], false), 'c.npz')).rejects.toThrow(/unsupported \.npy dtype constructor/);
   });
 
   it('the property itself fails on a foreign error (so the fuzz tests can fail)', () => {

@@ -28,7 +28,8 @@ export function readNpy(buf: Uint8Array, where: string): HostTensor {
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeStr = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeStr === undefined) throw new VptError(where, 'malformed .npy header');
-  const d = DESCR[descr === '|f4' ? '<f4' : descr];
+  const key = descr === '|f4' ? '<f4' : descr;
+  const d = Object.hasOwn(DESCR, key) ? DESCR[key] : undefined; // own keys only: never Object.prototype's
   if (!d) throw new VptError(where, `unsupported .npy dtype ${descr} (supported: little-endian float16/32/64, int32/64)`);
   if (fortran === 'True') throw new VptError(where, 'Fortran-ordered arrays are not supported');
   const parts = shapeStr.split(',').map((s) => s.trim()).filter((s) => s.length);

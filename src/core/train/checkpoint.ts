@@ -116,7 +116,7 @@ function parseCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
   };
   const shape = upgradeShape(j<Record<string, unknown>>('state_shape'));
   const bestInfo = j<{ epoch: number; valAccuracy: number } | null>('best');
-  const slots: Record<string, Float32Array[]> = {};
+  const slots: Record<string, Float32Array[]> = Object.create(null); // a slot named __proto__ stays a slot
   for (const [name, n] of Object.entries(j<Record<string, number>>('optimizer_slots'))) {
     // An optimizer keeps at most a few slots per tensor (Adam: 2): a larger count is a damaged file, not a loop to run.
     if (!Number.isInteger(n) || n < 0 || n > 8) throw new VptError(file, `checkpoint metadata says ${JSON.stringify(n)} optimizer slots for "${name}"`);
