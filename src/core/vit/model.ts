@@ -5,6 +5,7 @@
  * tfjs tensors that no optimiser ever sees: they are never variables.
  */
 import * as tf from '@tensorflow/tfjs';
+import { attention } from './attention';
 import type { ViTConfig } from './config';
 import { FrozenLinear, gelu, layerNorm } from './ops';
 import type { ViTWeights } from './weights';
@@ -123,8 +124,8 @@ export class FrozenViT {
     const qkv = tf.transpose(tf.reshape(blk.qkv(y), [B, T, 3 * H, hd]), [0, 2, 1, 3]); // [B, 3H, T, hd]
     const take = (j: number) => tf.slice(qkv, [0, j * H, 0, 0], [B, H, T, hd]); // [B, H, T, hd]
     const q = take(0), k = take(1), v = take(2);
-    const att = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd))); // [B, H, T, T]
-    const o = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [B * T, d]) as tf.Tensor2D; // [B*T, d]
+    const heads = attention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D); // softmax(q k^T / sqrt(hd)) v: [B, H, T, hd]
+    const o = tf.reshape(tf.transpose(heads, [0, 2, 1, 3]), [B * T, d]) as tf.Tensor2D; // [B*T, d]
     const x1 = tf.add(x, tf.reshape(blk.out(o), [B, T, d])) as tf.Tensor3D;
     const z = tf.reshape(layerNorm(x1, blk.ln2g, blk.ln2b, eps), [B * T, d]) as tf.Tensor2D;
     let m = blk.fc2(gelu(blk.fc1(z)) as tf.Tensor2D); // [B*T, d]
