@@ -23,13 +23,13 @@ export function largestActivationBytes(c: ViTConfig, prompts: number): number {
  * about 80 [T, d] + 20 [T, mlp] + 7 [H, T, T] floats, five times a count of
  * the tensors the tape saves, because the backward pass holds every
  * intermediate gradient until it ends. With recomputation: each block's input
- * twice (kept, and its gradient) plus 1.4 blocks' worth while one block is
+ * twice (kept, and its gradient) plus 1.5 blocks' worth while one block is
  * rerun and differentiated.
  */
 export function activationBytesPerImage(c: ViTConfig, prompts: number, recompute = false): number {
   const T = tokens(c, prompts);
   const perBlock = T * (80 * c.hiddenSize + 20 * c.mlpDim) + 7 * c.numHeads * T * T;
-  return 4 * (recompute ? 2 * c.numLayers * T * c.hiddenSize + 1.4 * perBlock : perBlock * c.numLayers);
+  return 4 * (recompute ? 2 * c.numLayers * T * c.hiddenSize + 1.5 * perBlock : perBlock * c.numLayers);
 }
 
 /** Default activation budget: 2 GiB, the issue's target for VPT-deep ViT-B/16 batch 64. */
