@@ -12,6 +12,8 @@ const FIX = join(SHARED, 'fixtures/vpt-reference');
 const files = {
   '/test-org/tiny-vit/resolve/main/model.safetensors': readFileSync(join(FIX, 'backbone.safetensors')),
   '/test-org/tiny-vit/resolve/main/config.json': readFileSync(join(FIX, 'config.json')),
+  '/test-org/other-vit/resolve/main/model.safetensors': readFileSync(join(FIX, 'backbone.safetensors')),
+  '/test-org/other-vit/resolve/main/config.json': readFileSync(join(FIX, 'config.json')),
 };
 let hub, hubUrl, srv, br;
 const requests = [];
@@ -68,4 +70,24 @@ test('download from the hub with progress, cached for a second load without any 
   await page.getByTestId('backbone-error').waitFor();
   assert.match(await page.getByTestId('backbone-error').textContent(), /"no such repo" is not a Hugging Face repo id/);
   assert.match(await page.getByTestId('backbone-ready').innerText(), /test-org\/tiny-vit/);
+});
+
+test('storage full while caching a download: the backbone loads anyway and the Storage panel says what was not kept', async () => {
+  const { page } = br;
+  await page.goto(`${srv.url}?hub=${encodeURIComponent(hubUrl)}`);
+  await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
+  await page.evaluate(() => {
+    const put = Cache.prototype.put;
+    Cache.prototype.put = function (req, res) {
+      if (String(req.url ?? req).endsWith('model.safetensors')) return Promise.reject(new DOMException('quota exceeded (test)', 'QuotaExceededError'));
+      return put.call(this, req, res);
+    };
+  });
+  await page.getByLabel('Hugging Face repo id').fill('test-org/other-vit');
+  await page.getByRole('button', { name: /^Download/ }).click();
+  await page.getByTestId('backbone-ready').filter({ hasText: 'test-org/other-vit' }).waitFor({ timeout: 60_000 });
+  assert.match(await page.getByTestId('storage-full').innerText(), /model\.safetensors was downloaded and loads now, but could not be cached for next time/);
+  // The panel offers what is stored: the first test's cached backbone.
+  await page.getByRole('button', { name: /free space: delete cached .*tiny-vit/ }).waitFor();
+  await screenshot(page, 'hub-storage-full');
 });
