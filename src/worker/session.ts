@@ -14,7 +14,7 @@ import { train as runTraining, type TrainData, type TrainHooks, type TrainResult
 import { searchHyper } from '../core/train/search';
 import { safeFileName } from '../core/io/file-name';
 import { precompileWebgpu, restartBackend, webgpuDeviceLost } from './backend-chain';
-import { chooseMicroBatch, choosePasses } from '../core/train/memory';
+import { planPasses } from '../core/train/memory';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
 import { countTuned, disposeVars, initState, makeVars } from '../core/tuning/params';
 import { formatSpec, promptTokens, protocolOf, titleOf } from '../core/tuning/registry';
@@ -131,17 +131,7 @@ export class Session {
   }
 
   private withMicroBatch(cfg: TrainConfig): TrainConfig {
-    const { b } = this.need();
-    // Recomputation applies to frozen blocks only: protocols that change blocks keep every activation.
-    const frozenBlocks = !protocolOf(cfg.protocol.name).tuning || cfg.protocol.name.startsWith('vpt-');
-    if (!cfg.microBatch) {
-      const plan = frozenBlocks
-        ? choosePasses(b.weights.config, promptTokens(cfg.protocol), cfg.batch, this.info?.limits.maxStorageBufferBindingSize)
-        : { microBatch: chooseMicroBatch(b.weights.config, 0, cfg.batch, this.info?.limits.maxStorageBufferBindingSize), recompute: false };
-      cfg.microBatch = plan.microBatch;
-      cfg.recompute = plan.recompute;
-    }
-    return cfg;
+    return planPasses(this.need().b.weights.config, cfg, this.info?.limits.maxStorageBufferBindingSize);
   }
 
   /** Hold a trained state as a task and describe it for the page (validation predictions included). */
@@ -327,7 +317,8 @@ export class Session {
   private async measure(cfg: TrainConfig, classes: number): Promise<Reply> {
     const { b, m } = this.need();
     const c = b.weights.config;
-    const microBatch = cfg.microBatch || chooseMicroBatch(c, promptTokens(cfg.protocol), cfg.batch, this.info?.limits.maxStorageBufferBindingSize);
+    // The passes training would use, recomputation included, so the estimate is of the real step.
+    const { microBatch, recompute } = this.withMicroBatch({ ...cfg });
     m.prepareBackward();
     const rng = new Rng(cfg.seed);
     const proto = protocolOf(cfg.protocol.name);
@@ -336,7 +327,7 @@ export class Session {
     const S = c.imageSize;
     const batch = { inputs: Float32Array.from({ length: cfg.batch * S * S * 3 }, () => rng.uniform(-1, 1)), rowShape: [S, S, 3], labels: new Int32Array(cfg.batch), weights: new Float32Array(cfg.batch).fill(1), size: cfg.batch };
     // Measures the uncached path: a head-only protocol's cached epochs are far faster than this.
-    const forward = forwardOf(m, proto, vars, { dropout: { rng, rate: cfg.promptDropout } });
+    const forward = forwardOf(m, proto, vars, { dropout: { rng, rate: cfg.promptDropout }, recompute });
     const step = async () => { const r = optimizerStep(forward, vars, opt, batch, 0, microBatch); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
     try {
       await step();

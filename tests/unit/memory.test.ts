@@ -36,3 +36,19 @@ describe('micro-batch from device limits', () => {
     expect(choosePasses(tiny, 10, 16, 128 * 1024 ** 2)).toEqual({ microBatch: 16, recompute: false });
   });
 });
+
+describe('planPasses (the studio and the CLI)', () => {
+  it('plans VPT with recomputation, block-changing protocols without, and keeps an explicit micro-batch', async () => {
+    const { planPasses, residentModelBytes } = await import('../../src/core/train/memory');
+    const { resolveTrainConfig } = await import('../../src/core/train/config');
+    const vpt = planPasses(vitB, resolveTrainConfig({ batch: 64, protocol: { name: 'vpt-deep', n: 10 } }));
+    expect([vpt.microBatch, vpt.recompute]).toEqual([7, true]);
+    const lora = planPasses(vitB, resolveTrainConfig({ batch: 64, protocol: { name: 'lora', n: 8 } }));
+    expect(lora.recompute).toBe(false);
+    expect(residentModelBytes(vitB) + lora.microBatch * activationBytesPerImage(vitB, 0)).toBeLessThanOrEqual(2 * 1024 ** 3);
+    const mine = resolveTrainConfig({ batch: 64, microBatch: 16, protocol: { name: 'vpt-deep', n: 10 } });
+    expect(planPasses(vitB, mine)).toBe(mine);
+    const tiny = { imageSize: 32, patchSize: 4, hiddenSize: 64, numLayers: 4, numHeads: 4, mlpDim: 256, layerNormEps: 1e-6 };
+    expect(planPasses(tiny, resolveTrainConfig({ batch: 16 })).microBatch).toBe(16);
+  });
+});

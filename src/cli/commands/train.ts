@@ -4,6 +4,7 @@ import { writeTask } from '../../core/io/task-file';
 import { readCheckpoint, writeCheckpoint } from '../../core/train/checkpoint';
 import { resolveTrainConfig, type TrainConfig } from '../../core/train/config';
 import { train as runTraining } from '../../core/train/loop';
+import { planPasses } from '../../core/train/memory';
 import { parseSpec, protocolOf, titleOf } from '../../core/tuning/registry';
 import type { ProtocolSpec } from '../../core/tuning/types';
 import { FrozenViT } from '../../core/vit/model';
@@ -61,10 +62,13 @@ export async function train(p: Parsed, backend: string): Promise<void> {
   log(`data: ${classes.length} classes, ${trainEx.length} train, ${val.length} validation images; ${titleOf(cfg.protocol)}`);
   const warning = protocolOf(cfg.protocol.name).warning;
   if (warning) log(`warning: ${warning}`);
+  // Passes that keep the whole step within 2 GiB, as the studio plans them (gradients accumulate exactly: same result).
+  const planned = planPasses(b.weights.config, cfg);
+  if (planned.microBatch < cfg.batch) log(`memory: passes of ${planned.microBatch} images${planned.recompute && !cfg.recompute ? ', recomputing blocks in the backward pass' : ''} (2 GiB for the whole step)`);
   const model = new FrozenViT(b.weights);
   const ckptPath = str(p, 'checkpoint') ?? out.replace(/(\.vpt)?\.safetensors$/, '') + '.ckpt.safetensors';
   try {
-    const result = await runTraining(model, pre, { train: trainEx, val, classes }, cfg, b.fingerprint, {
+    const result = await runTraining(model, pre, { train: trainEx, val, classes }, planned, b.fingerprint, {
       onEpoch: (r) => log(`epoch ${r.epoch}/${cfg.epochs}  loss ${r.loss.toFixed(4)}  train ${(100 * r.trainAccuracy).toFixed(1)}%` +
         `${r.valAccuracy === null ? '' : `  val ${(100 * r.valAccuracy).toFixed(1)}%`}  lr ${r.lr.toExponential(2)}  ${r.imagesPerSecond.toFixed(1)} img/s`),
       onCheckpoint: (c) => writeAtomic(ckptPath, writeCheckpoint(c)),

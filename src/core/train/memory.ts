@@ -4,7 +4,9 @@
  * activation may exceed it; and the whole step's activations (the tape keeps
  * every block's intermediates until backward) must fit a memory budget.
  */
+import { promptTokens, protocolOf } from '../tuning/registry';
 import type { ViTConfig } from '../vit/config';
+import type { TrainConfig } from './config';
 
 function tokens(c: ViTConfig, prompts: number): number {
   return (c.imageSize / c.patchSize) ** 2 + 1 + prompts;
@@ -75,4 +77,20 @@ export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBi
   if (plain >= batch) return { microBatch: plain, recompute: false };
   const re = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, true);
   return re > plain ? { microBatch: re, recompute: true } : { microBatch: plain, recompute: false };
+}
+
+/**
+ * A run's passes, as the studio and the CLI plan them when no micro-batch was
+ * given: the whole step within `stepBudgetBytes`, recomputing frozen blocks
+ * when that allows larger passes. Protocols that change the blocks (Partial,
+ * Adapter, LoRA, Bias, Full) keep every activation: micro-batch only. An
+ * explicit micro-batch (or --recompute) is kept as given.
+ */
+export function planPasses(c: ViTConfig, cfg: TrainConfig, maxBindingBytes?: number, stepBudgetBytes = DEFAULT_STEP_BUDGET): TrainConfig {
+  if (cfg.microBatch) return cfg;
+  const frozenBlocks = !protocolOf(cfg.protocol.name).tuning || cfg.protocol.name.startsWith('vpt-');
+  const plan = frozenBlocks
+    ? choosePasses(c, promptTokens(cfg.protocol), cfg.batch, maxBindingBytes, stepBudgetBytes)
+    : { microBatch: chooseMicroBatch(c, 0, cfg.batch, maxBindingBytes, Math.max(0, stepBudgetBytes - residentModelBytes(c))), recompute: false };
+  return { ...cfg, microBatch: plan.microBatch, recompute: cfg.recompute || plan.recompute };
 }
