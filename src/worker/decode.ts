@@ -5,21 +5,22 @@
  */
 import { VptError } from '../core/errors';
 import { rgbaToRgb, resize, type RgbImage } from '../core/image/resize';
-import { formatTitle, MAX_PIXELS, sniffImage } from '../core/image/sniff';
+import { formatTitle, sniffImage } from '../core/image/sniff';
 import type { Thumb } from './protocol';
 
 export async function decodeBlob(blob: Blob, name: string): Promise<RgbImage> {
   // The header first: a wrong format or an absurd size is refused before the browser allocates pixels.
-  const head = sniffImage(new Uint8Array(await blob.arrayBuffer()), name);
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  const head = sniffImage(bytes, name);
   let bmp: ImageBitmap;
   try {
     // An animated GIF or WebP gives its first frame; 16-bit and CMYK images are converted by the browser.
-    bmp = await createImageBitmap(blob, { imageOrientation: 'from-image' });
+    // From the bytes already read: a dropped file is read from disk once, not twice.
+    bmp = await createImageBitmap(new Blob([bytes]), { imageOrientation: 'from-image' });
   } catch {
     throw new VptError(name, `corrupt or truncated ${formatTitle(head.format)} (the browser could not decode it)`);
   }
   try {
-    if (bmp.width * bmp.height > MAX_PIXELS) throw new VptError(name, `image is ${bmp.width} x ${bmp.height}, over the ${MAX_PIXELS / 1e6} megapixel limit`);
     const canvas = new OffscreenCanvas(bmp.width, bmp.height);
     const ctx = canvas.getContext('2d', { willReadFrequently: true });
     if (!ctx) throw new VptError(name, 'no 2D canvas available to decode images');

@@ -76,12 +76,9 @@ export class Session {
       case 'loadBackbone': return { type: 'loadBackbone', summary: await this.loadBackbone(req) };
       case 'loadDataset': {
         const { b } = this.need();
-        const ds = await loadDataset(req.files, b.preprocessing, (done, total) => this.emit({ type: 'decodeProgress', done, total }), req.pixelBudget);
-        // A dataset that cannot train must not replace one that can: check before keeping it.
-        const classes = ds.summary.classes;
-        if (classes.length < 2) throw new VptError('dataset', `the dataset has ${classes.length} class folder${classes.length === 1 ? '' : 's'}${classes.length ? ` (${classes[0].name})` : ''}: training needs at least 2, one sub-folder per class`);
-        this.dataset = ds;
-        return { type: 'loadDataset', summary: ds.summary };
+        // Replaced only once the new dataset has loaded and can train (loadDataset throws otherwise).
+        this.dataset = await loadDataset(req.files, b.preprocessing, (done, total) => this.emit({ type: 'decodeProgress', done, total }), req.pixelBudget);
+        return { type: 'loadDataset', summary: this.dataset.summary };
       }
       case 'train': return this.train(req);
       case 'pause': if (!this.paused) { let resume!: () => void; const promise = new Promise<void>((r) => { resume = r; }); this.paused = { resume, promise }; } return { type: 'pause' };

@@ -46,6 +46,7 @@ export async function loadDataset(files: DataFile[], pre: Preprocessing, progres
   }, (d) => { if (d % 8 === 0 || d === todo.length) progress(d, todo.length); });
   const ok = decoded.filter((x): x is LoadedImage & { index: number } => x !== null);
   const names = [...new Set(ok.map((i) => i.cls))].sort();
+  if (names.length < 2) throw new VptError('dataset', `the dataset has ${names.length} class folder${names.length === 1 ? '' : 's'}${names.length ? ` (${names[0]})` : ''}: training needs at least 2, one sub-folder per class`);
   const training = ok.filter((i) => i.split === 'train');
   const summary: DatasetSummary = {
     kind: layout.kind,

@@ -64,6 +64,11 @@ export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, m
   return Math.max(1, mb);
 }
 
+/** What a step budget leaves for one pass's activations once the frozen model is resident. */
+function activationBudget(c: ViTConfig, stepBudgetBytes: number): number {
+  return Math.max(0, stepBudgetBytes - residentModelBytes(c));
+}
+
 /**
  * Micro-batch and recomputation together, so that the whole step (the frozen
  * model's resident bytes plus one pass's activations) fits `stepBudgetBytes`:
@@ -72,7 +77,7 @@ export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, m
  * recomputing costs one more forward).
  */
 export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, stepBudgetBytes = DEFAULT_STEP_BUDGET): { microBatch: number; recompute: boolean } {
-  const budgetBytes = Math.max(0, stepBudgetBytes - residentModelBytes(c));
+  const budgetBytes = activationBudget(c, stepBudgetBytes);
   const plain = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes);
   if (plain >= batch) return { microBatch: plain, recompute: false };
   const re = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, true);
@@ -91,6 +96,6 @@ export function planPasses(c: ViTConfig, cfg: TrainConfig, maxBindingBytes?: num
   const frozenBlocks = !protocolOf(cfg.protocol.name).tuning || cfg.protocol.name.startsWith('vpt-');
   const plan = frozenBlocks
     ? choosePasses(c, promptTokens(cfg.protocol), cfg.batch, maxBindingBytes, stepBudgetBytes)
-    : { microBatch: chooseMicroBatch(c, 0, cfg.batch, maxBindingBytes, Math.max(0, stepBudgetBytes - residentModelBytes(c))), recompute: false };
+    : { microBatch: chooseMicroBatch(c, 0, cfg.batch, maxBindingBytes, activationBudget(c, stepBudgetBytes)), recompute: false };
   return { ...cfg, microBatch: plan.microBatch, recompute: cfg.recompute || plan.recompute };
 }
