@@ -39,6 +39,6 @@ const byName = new Map<string, number>();
 for (const [k, e] of by) byName.set(k.split(' ')[0], (byName.get(k.split(' ')[0]) ?? 0) + e.ms);
 console.log(`${backend}, ViT-Ti/16 p=${p} batch ${B}: step ${wall.toFixed(0)} ms under the profiler, kernels ${total.toFixed(0)} ms, peak ${(info.peakBytes / 2 ** 20).toFixed(0)} MB`);
 console.log('\nby kernel:');
-for (const [k, ms] of [...byName].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${k.padEnd(24)} ${ms.toFixed(0).padStart(7)} ms  ${(100 * ms / total).toFixed(1)}%`);
+for (const [k, ms] of [...byName].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`  ${k.padEnd(24)} ${ms.toFixed(0).padStart(7)} ms  ${(100 * ms / total).toFixed(1)}%`);
 console.log('\nby kernel and shape:');
-for (const [k, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) console.log(`  ${e.ms.toFixed(0).padStart(6)} ms  x${String(e.n).padEnd(4)} ${k.slice(0, 110)}`);
+for (const [k, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 45)) console.log(`  ${e.ms.toFixed(0).padStart(6)} ms  x${String(e.n).padEnd(4)} ${k.slice(0, 110)}`);

@@ -13,6 +13,8 @@ import type { ViTWeights } from '../src/core/vit/weights';
 
 export interface BenchCase {
   config: ViTConfig; prompts: number; batch: number; steps: number; recompute?: boolean;
+  /** Train from cached patch embeddings (what training does for VPT without augmentation) instead of images. */
+  embedded?: boolean;
   /** One profiled step only (its time and peak), for configurations too slow to time properly. */
   once?: boolean;
 }
@@ -43,14 +45,20 @@ export function forwardFlops(c: ViTConfig, p: number): { total: number; patch: n
   return { total: patch + c.numLayers * layer, patch };
 }
 
+/** Median of n timed runs after one warm-up (shader compilation, buffer pools): this shared machine's outliers run long. */
 async function timeIt(f: () => Promise<void>, n: number): Promise<number> {
-  await f(); // warm-up: shader compilation, buffer pools
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) await f();
-  return (performance.now() - t0) / n;
+  await f();
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await f();
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return n % 2 ? ms[(n - 1) / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
 }
 
-export async function matmulGflops(M: number, K: number, N: number, reps = 5): Promise<number> {
+export async function matmulGflops(M: number, K: number, N: number, reps = 9): Promise<number> {
   const a = tf.randomUniform([M, K]), b = tf.randomUniform([K, N]);
   const ms = await timeIt(async () => { const c = tf.matMul(a, b); await c.data(); c.dispose(); }, reps);
   tf.dispose([a, b]);
@@ -64,12 +72,18 @@ export async function runCase(bc: BenchCase): Promise<BenchResult> {
   model.prepareBackward();
   const vars = makeVars(vptDeep, initState(vptDeep, w, { name: 'vpt-deep', n: p }, 10, new Rng(2)), c);
   const opt = new Optimizer(DEFAULT_OPTIMIZER, paramGroups(vars, 1e-4));
-  const train = forwardOf(model, vptDeep, vars, { recompute: bc.recompute });
+  const train = forwardOf(model, vptDeep, vars, { recompute: bc.recompute, embedded: bc.embedded });
   const infer = forwardOf(model, vptDeep, vars);
   const S = c.imageSize;
   const images = Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i));
-  const batch = { inputs: images, rowShape: [S, S, 3], labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B };
   const x = tf.tensor4d(images, [B, S, S, 3]);
+  const T0 = (S / c.patchSize) ** 2 + 1;
+  const rows = bc.embedded ? tf.tidy(() => model.embed(x)) : null;
+  const batch = {
+    inputs: rows ? (rows.dataSync() as Float32Array) : images, rowShape: rows ? [T0, c.hiddenSize] : [S, S, 3],
+    labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B,
+  };
+  rows?.dispose();
   let peak: number | null = null;
   const step = async () => { const r = optimizerStep(train, vars, opt, batch, 0.01, B); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
   let forwardMs = NaN, stepMs: number;
@@ -84,8 +98,9 @@ export async function runCase(bc: BenchCase): Promise<BenchResult> {
   }
   const f = forwardFlops(c, p);
   // Prompt tuning needs input gradients only: backward ~ forward without the patch embedding
-  // (recomputation adds one more forward of the blocks, not counted: it is overhead, not work).
-  const stepGflops = (B * (2 * f.total - f.patch)) / 1e9;
+  // (recomputation adds one more forward of the blocks, not counted: it is overhead, not work;
+  // from cached embeddings the forward has no patch embedding either).
+  const stepGflops = (B * (2 * f.total - f.patch - (bc.embedded ? f.patch : 0))) / 1e9;
   // The FC1 product of this model: [B*T, d] x [d, mlp].
   const T = (S / c.patchSize) ** 2 + 1 + p;
   const mm = await matmulGflops(B * T, c.hiddenSize, c.mlpDim);

@@ -8,6 +8,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { installWasmKernels } from '../core/vit/wasm-kernels';
 import type { BackendInfo, BackendName } from './protocol';
 
 const CHAIN: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
@@ -66,6 +67,7 @@ export async function restartBackend(onError: (msg: string) => void): Promise<vo
 }
 
 export async function startBackend(prefer: BackendName | undefined, onDeviceError: (msg: string) => void): Promise<BackendInfo> {
+  installWasmKernels();
   setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded });
   const fallbacks: BackendInfo['fallbacks'] = [];
   const order = prefer ? [prefer, ...CHAIN.filter((b) => b !== prefer)] : CHAIN;

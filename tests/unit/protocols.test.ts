@@ -154,6 +154,32 @@ describe('feature caching and checks', () => {
     expect(cached.history.map((h) => h.valAccuracy)).toEqual(plain.history.map((h) => h.valAccuracy));
   });
 
+  it.each(['vpt-deep-3', 'vpt-shallow-3', 'lora-2'])('%s: patch embeddings computed once give the same run as images every step', async (name) => {
+    const data = { train: strokes(24, 3), val: strokes(8, 4), classes };
+    const base = { protocol: parseSpec(name), epochs: 2, batch: 8, warmupEpochs: 0, seed: 5 };
+    const before = tf.memory().numTensors;
+    const once = await train(model, pre, data, resolveTrainConfig(base), b.fingerprint);
+    const plain = await train(model, pre, data, resolveTrainConfig({ ...base, cacheFeatures: false }), b.fingerprint);
+    expect(tf.memory().numTensors).toBe(before);
+    expect([once.embedded, plain.embedded, once.cached]).toEqual([true, false, false]);
+    for (const [n, p] of once.state.params) {
+      const q = plain.state.params.get(n)!.data;
+      const scale = Math.max(...Array.from(q, Math.abs));
+      expect(Math.max(...Array.from(p.data, (v, i) => Math.abs(v - q[i]))) / scale, n).toBeLessThan(1e-5);
+    }
+    expect(once.history.map((h) => h.valAccuracy)).toEqual(plain.history.map((h) => h.valAccuracy));
+  });
+
+  it('no embedding cache where a protocol tunes the embedding, with augmentation, or past the budget', async () => {
+    const data = { train: strokes(8, 3), val: [], classes };
+    const base = { epochs: 1, batch: 8, warmupEpochs: 0, seed: 5 };
+    expect((await train(model, pre, data, resolveTrainConfig({ ...base, protocol: parseSpec('bias') }), b.fingerprint)).embedded).toBe(false);
+    expect((await train(model, pre, data, resolveTrainConfig({ ...base, protocol: parseSpec('vpt-deep-2'), augment: true }), b.fingerprint)).embedded).toBe(false);
+    const { embeddingsFit } = await import('../../src/core/train/loop');
+    expect(embeddingsFit(model, 8)).toBe(true);
+    expect(embeddingsFit(model, 8, 8 * 65 * 64 * 4 - 1)).toBe(false); // 65 tokens x 64 floats per image
+  });
+
   it('a task for another protocol size or class count is refused, naming the tensor', () => {
     const s = initState(protocolOf('lora'), b.weights, { name: 'lora', n: 2 }, 3, new Rng(1));
     expect(() => checkParams(protocolOf('lora'), { ...s, protocol: { name: 'lora', n: 4 } }, model.config, 'x.vpt.safetensors')).toThrow(/^x\.vpt\.safetensors: tensor "lora\.0\.q\.A" is \[2,64\], the loaded backbone needs \[4,64\]/);

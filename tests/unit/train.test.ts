@@ -134,10 +134,11 @@ describe('training', () => {
 
   it('a run that turns NaN mid-way stops, keeps the last good epoch, writes no bad checkpoint and suggests a rate', async () => {
     // From epoch 3 on, a zero std makes the inputs Inf: the loss turns NaN at that epoch's first step.
+    // (Images are prepared every step for this: cached patch embeddings would never see the change.)
     const p = { ...pre, std: [...pre.std] as [number, number, number] };
     const cps: Checkpoint[] = [];
     const before = tf.memory().numTensors;
-    const cfg = resolveTrainConfig({ epochs: 5, batch: 8, lr: 0.5, protocol: { name: 'vpt-deep', n: 2 }, seed: 4, valSplit: 0, optimizer: 'sgd' });
+    const cfg = resolveTrainConfig({ epochs: 5, batch: 8, lr: 0.5, protocol: { name: 'vpt-deep', n: 2 }, seed: 4, valSplit: 0, optimizer: 'sgd', cacheFeatures: false });
     const r = await trainVpt(model, p, data(), cfg, b.fingerprint, {
       onEpoch: (e) => { if (e.epoch === 2) p.std[0] = 0; },
       onCheckpoint: (c) => { cps.push(c); },

@@ -80,6 +80,14 @@ export async function inferRows(model: FrozenViT, tuned: Tuned | null, images: I
   return runRows(inferenceForward(model, tuned), fill, images.length, batch);
 }
 
+/** Patch embeddings ([CLS], patches, position embeddings) of images, one row of T*d per image. */
+export async function embedRows(model: FrozenViT, images: ImageSource[], p: Preprocessing, batch: number): Promise<{ values: Float32Array; cols: number }> {
+  const S = p.size;
+  const fill = async (from: number, count: number, B: number) => tf.tensor4d(fillBatch(await pixels(images.slice(from, from + count)), p, B), [B, S, S, 3]);
+  const forward = (x: tf.Tensor) => { const e = model.embed(x as tf.Tensor4D); return tf.reshape(e, [e.shape[0], -1]) as tf.Tensor2D; };
+  return runRows(forward, fill, images.length, batch);
+}
+
 /** Logits from cached feature rows [N, d] through a head-only protocol. */
 export async function inferFromFeatures(tuned: Tuned, features: Float32Array, d: number, batch: number): Promise<{ values: Float32Array; cols: number }> {
   const n = features.length / d;

@@ -3,7 +3,8 @@
  * batches, the warm-up + cosine schedule, validation each epoch, the best
  * epoch kept (as the official trainer does), checkpoints as plain data,
  * cancellation. Head-only protocols (Linear, Mlp) without augmentation
- * compute each image's features once and train on those.
+ * compute each image's features once and train on those; protocols that
+ * leave the patch embedding alone compute it once per image.
  * Readbacks are asynchronous and batched, never one per step.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -15,7 +16,7 @@ import type { Preprocessing } from '../vit/config';
 import type { FrozenViT } from '../vit/model';
 import type { Checkpoint, EpochReport } from './checkpoint';
 import type { TrainConfig } from './config';
-import { fillBatch, inferFromFeatures, inferRows, pixels, type Example, type Tuned } from './evaluate';
+import { embedRows, fillBatch, inferFromFeatures, inferRows, pixels, type Example, type Tuned } from './evaluate';
 import { argmaxRows, evaluatePredictions, type Evaluation } from './metrics';
 import { DEFAULT_OPTIMIZER, Optimizer } from './optimizer';
 import { Rng } from './rng';
@@ -56,6 +57,8 @@ export interface TrainResult {
   peakBytes: number | null;
   /** Whether features were cached (head-only protocols). */
   cached: boolean;
+  /** Whether the patch embeddings were computed once per image (protocols that leave them alone, no augmentation, within EMBEDDING_CACHE_BYTES). */
+  embedded: boolean;
   /**
    * Set when the loss or the parameters became NaN or Inf: the run stopped
    * there and `state` is the best epoch before it (the last good checkpoint
@@ -76,29 +79,56 @@ function allFinite(s: TunedState): boolean {
 }
 
 /**
- * Features already computed, per model, preprocessing and example: a
- * comparison or a grid search trains several head-only runs on the same
- * images, and features depend on nothing else. Weak keys: an example that is
- * gone takes its features with it.
+ * Rows already computed, per kind (final features, patch embeddings), model,
+ * preprocessing and example: a comparison or a grid search trains several
+ * runs on the same images, and these rows depend on nothing else. Weak keys:
+ * an example that is gone takes its rows with it.
  */
-const featureCache = new WeakMap<FrozenViT, Map<string, WeakMap<Example, Float32Array>>>();
+const rowCache = new WeakMap<FrozenViT, Map<string, WeakMap<Example, Float32Array>>>();
+
+async function frozenRows(kind: 'features' | 'embeddings', model: FrozenViT, images: Example[], p: Preprocessing, batch: number): Promise<Float32Array> {
+  const key = JSON.stringify([kind, p.size, p.mean, p.std, p.resize]);
+  let byKey = rowCache.get(model);
+  if (!byKey) rowCache.set(model, (byKey = new Map()));
+  let cache = byKey.get(key);
+  if (!cache) byKey.set(key, (cache = new WeakMap()));
+  const missing = [...new Set(images.filter((e) => !cache!.has(e)))];
+  let width = 0;
+  if (missing.length) {
+    const { values, cols } = kind === 'features'
+      ? await inferRows(model, null, missing.map((e) => e.image), p, batch)
+      : await embedRows(model, missing.map((e) => e.image), p, batch);
+    width = cols;
+    missing.forEach((e, i) => cache!.set(e, values.slice(i * cols, (i + 1) * cols)));
+  }
+  width ||= cache.get(images[0])?.length ?? 0;
+  const out = new Float32Array(images.length * width);
+  images.forEach((e, i) => out.set(cache!.get(e)!, i * width));
+  return out;
+}
 
 /** Plain features [N, d] of images, for head-only protocols; computed once per image. */
-export async function featureRows(model: FrozenViT, images: Example[], p: Preprocessing, batch: number): Promise<Float32Array> {
-  const d = model.config.hiddenSize;
-  const key = JSON.stringify([p.size, p.mean, p.std, p.resize]);
-  let byPre = featureCache.get(model);
-  if (!byPre) featureCache.set(model, (byPre = new Map()));
-  let cache = byPre.get(key);
-  if (!cache) byPre.set(key, (cache = new WeakMap()));
-  const missing = [...new Set(images.filter((e) => !cache!.has(e)))];
-  if (missing.length) {
-    const { values } = await inferRows(model, null, missing.map((e) => e.image), p, batch);
-    missing.forEach((e, i) => cache!.set(e, values.slice(i * d, (i + 1) * d)));
-  }
-  const out = new Float32Array(images.length * d);
-  images.forEach((e, i) => out.set(cache!.get(e)!, i * d));
-  return out;
+export function featureRows(model: FrozenViT, images: Example[], p: Preprocessing, batch: number): Promise<Float32Array> {
+  return frozenRows('features', model, images, p, batch);
+}
+
+/**
+ * Host bytes the patch-embedding cache may take. The embedding ([CLS], patch
+ * projection, position embeddings: [T, d] per image, 151 KB on ViT-Ti/16 and
+ * 605 KB on ViT-B/16 at 224) comes before any prompt, so protocols that leave
+ * it alone (VPT, Adapter, LoRA, ...) can compute it once per image.
+ */
+export const EMBEDDING_CACHE_BYTES = 512 * 1024 ** 2;
+
+/** Whether `n` images' patch embeddings fit the cache budget. */
+export function embeddingsFit(model: FrozenViT, n: number, budget = EMBEDDING_CACHE_BYTES): boolean {
+  const c = model.config;
+  return n * ((c.imageSize / c.patchSize) ** 2 + 1) * c.hiddenSize * 4 <= budget;
+}
+
+/** Patch embeddings [N, T*d] of images (prompt-independent), computed once per image. */
+export function embeddingRows(model: FrozenViT, images: Example[], p: Preprocessing, batch: number): Promise<Float32Array> {
+  return frozenRows('embeddings', model, images, p, batch);
 }
 
 async function evaluateTuned(model: FrozenViT, tuned: Tuned, ex: Example[], classes: string[], p: Preprocessing, batch: number, feats?: Float32Array): Promise<Evaluation> {
@@ -143,10 +173,20 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   const valFeats = cached && data.val.length ? await featureRows(model, data.val, p, B) : undefined;
   const d = model.config.hiddenSize;
   const vars = makeVars(proto, state0, model.config);
+  // Likewise the patch embeddings, for protocols that leave them alone, while they fit their budget.
+  const embedded = !cached && !cfg.augment && cfg.cacheFeatures && !proto.tuning?.(vars, model.config, {}).embed && embeddingsFit(model, data.train.length);
+  let trainEmbeds: Float32Array | null = null;
+  try {
+    trainEmbeds = embedded ? await embeddingRows(model, data.train, p, B) : null;
+  } catch (e) {
+    disposeVars(vars);
+    throw e;
+  }
+  const T0 = (model.config.imageSize / model.config.patchSize) ** 2 + 1;
   const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, paramGroups(vars, cfg.weightDecay));
   if (resume) opt.importState(resume.optimizer);
   if (!cached) model.prepareBackward();
-  const forward = forwardOf(model, proto, vars, { cached, recompute: cfg.recompute, dropout: { rng, rate: cfg.promptDropout } });
+  const forward = forwardOf(model, proto, vars, { cached, embedded, recompute: cfg.recompute, dropout: { rng, rate: cfg.promptDropout } });
   const tuned: Tuned = { proto, vars };
   const history: EpochReport[] = resume ? [...resume.history] : [];
   let best = resume?.best ?? null;
@@ -155,11 +195,13 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   let diverged: string | null = null;
   let peakBytes: number | null = null;
   let compiled = false;
-  const rowShape = cached ? [d] : [p.size, p.size, 3];
+  const rowShape = cached ? [d] : embedded ? [T0, d] : [p.size, p.size, 3];
+  const rows = trainFeats ?? trainEmbeds;
   const batchInputs = async (idx: number[]): Promise<Float32Array> => {
-    if (!trainFeats) return fillBatch(await pixels(idx.map((j) => data.train[j].image)), p, B, cfg.augment ? rng : undefined);
-    const buf = new Float32Array(B * d);
-    idx.forEach((j, i) => buf.set(trainFeats.subarray(j * d, (j + 1) * d), i * d));
+    if (!rows) return fillBatch(await pixels(idx.map((j) => data.train[j].image)), p, B, cfg.augment ? rng : undefined);
+    const w = rowShape.reduce((a, b) => a * b, 1);
+    const buf = new Float32Array(B * w);
+    idx.forEach((j, i) => buf.set(rows.subarray(j * w, (j + 1) * w), i * w));
     return buf;
   };
   try {
@@ -191,7 +233,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
         if (!compiled && hooks.precompile) {
           compiled = true;
           // No dropout and no update: the RNG and the variables stay as they are.
-          const plain = forwardOf(model, proto, vars, { cached, recompute: cfg.recompute });
+          const plain = forwardOf(model, proto, vars, { cached, embedded, recompute: cfg.recompute });
           await hooks.precompile(() => { const g = batchGradients(plain, vars, batch, micro); tf.dispose([g.loss, g.correct, ...g.grads.values()]); });
         }
         const run = () => optimizerStep(forward, vars, opt, batch, lr, micro);
@@ -246,6 +288,6 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   }
   return {
     state: best.state, bestEpoch: best.epoch, bestValAccuracy: data.val.length ? best.valAccuracy : null, validation, history,
-    appliedLr: lr0, stopped, tunedParams: countTuned(best.state), seconds: (performance.now() - t0) / 1000, peakBytes, cached, diverged,
+    appliedLr: lr0, stopped, tunedParams: countTuned(best.state), seconds: (performance.now() - t0) / 1000, peakBytes, cached, embedded, diverged,
   };
 }

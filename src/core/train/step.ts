@@ -12,10 +12,10 @@ import { weightedCrossEntropy } from './loss';
 import type { Optimizer, ParamGroup } from './optimizer';
 import type { Rng } from './rng';
 
-/** A batch on the host: rows of inputs (normalised NHWC images, or cached features). */
+/** A batch on the host: rows of inputs (normalised NHWC images, cached patch embeddings or cached features). */
 export interface HostBatch {
   inputs: Float32Array; /** [B, ...rowShape] */
-  /** One row's shape: [S, S, 3] for images, [d] for cached features. */
+  /** One row's shape: [S, S, 3] for images, [T, d] for patch embeddings, [d] for cached features. */
   rowShape: number[];
   labels: Int32Array; /** [B] */
   /** [B]: 1 for real rows, 0 for padding (keeps one batch shape). */
@@ -31,10 +31,12 @@ export type Forward = (inputs: tf.Tensor) => tf.Tensor2D;
  * or, with `cached`, from precomputed features straight into the head
  * (head-only protocols, whose features never change).
  */
-export function forwardOf(model: FrozenViT, proto: Protocol, vars: Vars, opts: ForwardOptions & { cached?: boolean; recompute?: boolean } = {}): Forward {
+export function forwardOf(model: FrozenViT, proto: Protocol, vars: Vars, opts: ForwardOptions & { cached?: boolean; embedded?: boolean; recompute?: boolean } = {}): Forward {
   if (opts.cached) return (x) => proto.logits(x as tf.Tensor2D, vars);
   // Head-only protocols never need the backbone's activations for backward: recomputing (never run) keeps none.
   const recompute = opts.recompute || proto.headOnly;
+  // `embedded`: the inputs are patch embeddings [B, T, d] (model.embed, computed once), for protocols without an embed hook.
+  if (opts.embedded) return (x) => proto.logits(model.encode(x as tf.Tensor3D, { ...proto.tuning?.(vars, model.config, opts), recompute }), vars);
   return (x) => proto.logits(model.tunedFeatures(x as tf.Tensor4D, { ...proto.tuning?.(vars, model.config, opts), recompute }), vars);
 }
 

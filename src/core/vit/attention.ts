@@ -1,60 +1,86 @@
 /**
- * Scaled dot-product attention, softmax(q k^T / sqrt(hd)) v, over [B, H, T, hd].
+ * Multi-head self-attention from the fused q|k|v projection: [B*T, 3d] (q,
+ * then k, then v, each d = H heads x hd wide) to the heads' outputs side by
+ * side, [B*T, d]: softmax(q k^T / sqrt(hd)) v per head.
  *
  * Why two paths: tfjs-wasm hands a matmul to XNNPACK only when both operands
  * are 2-D and the second is not transposed; batched or transposed products
  * (Q K^T, and every product in the tape's MatMul gradient) run a scalar loop
  * about ten times slower, and they were 60% of a ViT-Ti training step
- * (bench/profile.ts). So on wasm the products run per head as plain 2-D
- * matmuls on explicitly transposed operands, with the gradient written out
- * (softmax backward: dS = P * (dP - rowsum(dP * P))). Other backends keep the
- * batched form, which their kernels handle well. Both agree to float rounding
- * (tests/unit/attention.test.ts).
+ * (bench/profile.ts). So on wasm each head runs as plain 2-D products on
+ * explicitly transposed operands, read straight out of the [B*T, 3d]
+ * projection and written straight into the [B*T, d] output (no rank-4
+ * transposes, no q/k/v slices and their zero-padded gradients), with the
+ * gradient written out (softmax backward: dS = P * (dP - rowsum(dP * P))).
+ * Other backends keep the batched form, which their kernels handle well. Both
+ * agree to float rounding (tests/unit/attention.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 
 /** The batched form: what every backend but wasm runs. */
-export function batchedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
-  const hd = q.shape[3];
+export function batchedAttention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
+  const [BT, d3] = qkv.shape, T = BT / B, d = d3 / 3, hd = d / H;
+  // Rank-4 transposes only: tfjs-wasm's rank-5 transpose is ~80x slower (bench/micro.ts).
+  const x = tf.transpose(tf.reshape(qkv, [B, T, 3 * H, hd]), [0, 2, 1, 3]); // [B, 3H, T, hd]
+  const take = (j: number) => tf.slice(x, [0, j * H, 0, 0], [B, H, T, hd]);
+  const q = take(0), k = take(1), v = take(2);
   const att = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd))); // [B, H, T, T]
-  return tf.matMul(att, v) as tf.Tensor4D; // [B, H, T, hd]
+  return tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [BT, d]) as tf.Tensor2D;
 }
 
-/** Per-head 2-D products ([T, hd] x [hd, T], [T, T] x [T, hd]) stacked back: XNNPACK's fast path on wasm. */
-function perHead(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  const [n, r, m] = a.shape, c = b.shape[2];
-  // Slices, not tf.unstack: wasm's Unpack kernel cost five times the products themselves.
-  const head = (x: tf.Tensor3D, i: number, rows: number, cols: number) => tf.reshape(tf.slice(x, [i, 0, 0], [1, rows, cols]), [rows, cols]) as tf.Tensor2D;
-  // tidy: the slices and per-head products go as soon as they are stacked (memory, not just speed).
-  return tf.tidy(() => tf.stack(Array.from({ length: n }, (_, i) => tf.matMul(head(a, i, r, m), head(b, i, m, c)))) as tf.Tensor3D);
+/** Row block b, columns [c, c + w) of a 2-D tensor: one head's q, k or v (or its gradient). */
+const block = (x: tf.Tensor2D, b: number, T: number, c: number, w: number) => tf.slice(x, [b * T, c], [T, w]) as tf.Tensor2D;
+const tr = (x: tf.Tensor2D) => tf.transpose(x) as tf.Tensor2D;
+
+/** The gradient function for one (B, H) shape; cached, as tf.customGrad wraps a fixed function. */
+function makeHeadwise(B: number, H: number) {
+  return tf.customGrad(((qkv: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    const [BT, d3] = qkv.shape, T = BT / B, d = d3 / 3, hd = d / H, scale = 1 / Math.sqrt(hd);
+    const probs: tf.Tensor2D[] = [];
+    const rows = Array.from({ length: B }, (_, b) => tf.tidy(() => tf.concat(Array.from({ length: H }, (_, h) => {
+      const q = block(qkv, b, T, h * hd, hd), k = block(qkv, b, T, d + h * hd, hd), v = block(qkv, b, T, 2 * d + h * hd, hd);
+      // Scale q ([T, hd]) rather than the scores ([T, T]): the same product, fewer multiplies.
+      const p = tf.keep(tf.softmax(tf.matMul(tf.mul(q, scale), tr(k))) as tf.Tensor2D);
+      probs.push(p);
+      return tf.matMul(p, v);
+    }), 1))); // [T, d]
+    save([qkv, ...probs]);
+    const out = tf.concat(rows, 0) as tf.Tensor2D;
+    tf.dispose([...rows, ...probs]); // saved copies are kept by the engine
+    return {
+      value: out,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sqkv, ...sp] = saved as tf.Tensor2D[];
+        const g2 = dy as tf.Tensor2D;
+        const grows = Array.from({ length: B }, (_, b) => tf.tidy(() => {
+          const dq: tf.Tensor[] = [], dk: tf.Tensor[] = [], dv: tf.Tensor[] = [];
+          for (let h = 0; h < H; h++) {
+            const q = block(sqkv, b, T, h * hd, hd), k = block(sqkv, b, T, d + h * hd, hd), v = block(sqkv, b, T, 2 * d + h * hd, hd);
+            const g = block(g2, b, T, h * hd, hd), p = sp[b * H + h];
+            const dp = tf.matMul(g, tr(v)); // [T, T]
+            dv.push(tf.matMul(tr(p), g));
+            const ds = tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))) as tf.Tensor2D; // d(scores), scores = (q scale) k^T
+            dq.push(tf.mul(tf.matMul(ds, k), scale));
+            dk.push(tf.mul(tf.matMul(tr(ds), q), scale));
+          }
+          return tf.concat([...dq, ...dk, ...dv], 1); // [T, 3d], laid out as qkv
+        }));
+        const g = tf.concat(grows, 0);
+        tf.dispose(grows);
+        return g;
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (qkv: tf.Tensor2D) => tf.Tensor2D;
 }
 
-const T3 = (x: tf.Tensor3D) => tf.transpose(x, [0, 2, 1]) as tf.Tensor3D;
-
-const headwise = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [q, k, v, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
-  const [B, H, T, hd] = q.shape;
-  const n = B * H, scale = 1 / Math.sqrt(hd);
-  const q3 = tf.reshape(q, [n, T, hd]) as tf.Tensor3D, k3 = tf.reshape(k, [n, T, hd]) as tf.Tensor3D, v3 = tf.reshape(v, [n, T, hd]) as tf.Tensor3D;
-  const p = tf.softmax(tf.mul(perHead(q3, T3(k3)), scale)) as tf.Tensor3D; // [n, T, T]
-  save([q3, k3, v3, p]);
-  return {
-    value: tf.reshape(perHead(p, v3), [B, H, T, hd]) as tf.Tensor4D,
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sq, sk, sv, sp] = saved as tf.Tensor3D[];
-      const dy3 = tf.reshape(dy, [n, T, hd]) as tf.Tensor3D;
-      const dp = perHead(dy3, T3(sv)); // [n, T, T]
-      const dv = perHead(T3(sp), dy3); // [n, T, hd]
-      const ds = tf.mul(tf.mul(sp, tf.sub(dp, tf.sum(tf.mul(dp, sp), -1, true))), scale) as tf.Tensor3D;
-      const dq = perHead(ds, sk), dk = perHead(T3(ds), sq);
-      return [dq, dk, dv].map((g) => tf.reshape(g, [B, H, T, hd]));
-    },
-  };
-});
+const headwiseByShape = new Map<string, (qkv: tf.Tensor2D) => tf.Tensor2D>();
 
 /** The per-head form with its written-out gradient (what wasm runs). */
-export function headwiseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
-  return headwise(q, k, v) as tf.Tensor4D;
+export function headwiseAttention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
+  const key = `${B}x${H}`;
+  let f = headwiseByShape.get(key);
+  if (!f) headwiseByShape.set(key, (f = makeHeadwise(B, H)));
+  return f(qkv);
 }
 
 /**
@@ -67,7 +93,8 @@ export function headwisePays(backend: string, tokens: number, headDim: number): 
   return backend === 'wasm' && tokens * tokens * headDim >= 1e6;
 }
 
-/** softmax(q k^T / sqrt(hd)) v, [B, H, T, hd]; per-head 2-D products where that is faster. */
-export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
-  return headwisePays(tf.getBackend(), q.shape[2], q.shape[3]) ? headwiseAttention(q, k, v) : batchedAttention(q, k, v);
+/** Attention from [B*T, 3d] to [B*T, d]; per-head 2-D products where that is faster. */
+export function attention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
+  const T = qkv.shape[0] / B, hd = qkv.shape[1] / 3 / H;
+  return headwisePays(tf.getBackend(), T, hd) ? headwiseAttention(qkv, B, H) : batchedAttention(qkv, B, H);
 }

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { attention } from './attention';
 import type { ViTConfig } from './config';
-import { FrozenLinear, gelu, layerNorm } from './ops';
+import { FrozenLinear, frozenLayerNorm, gelu, layerNorm } from './ops';
 import type { ViTWeights } from './weights';
 
 interface Block {
@@ -118,16 +118,14 @@ export class FrozenViT {
     const blk = t?.block ? t.block(i, this.frozenBlock(i)) : this.frozenBlock(i);
     const { hiddenSize: d, numHeads: H, layerNormEps: eps } = this.config;
     const [B, T] = x.shape;
-    const hd = d / H;
-    const y = tf.reshape(layerNorm(x, blk.ln1g, blk.ln1b, eps), [B * T, d]) as tf.Tensor2D;
-    // Rank-4 transpose only: tfjs-wasm's rank-5 transpose is ~80x slower (bench/micro.ts).
-    const qkv = tf.transpose(tf.reshape(blk.qkv(y), [B, T, 3 * H, hd]), [0, 2, 1, 3]); // [B, 3H, T, hd]
-    const take = (j: number) => tf.slice(qkv, [0, j * H, 0, 0], [B, H, T, hd]); // [B, H, T, hd]
-    const q = take(0), k = take(1), v = take(2);
-    const heads = attention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D); // softmax(q k^T / sqrt(hd)) v: [B, H, T, hd]
-    const o = tf.reshape(tf.transpose(heads, [0, 2, 1, 3]), [B * T, d]) as tf.Tensor2D; // [B*T, d]
+    const frozen = this.blocks[i];
+    // The written-out gradient where g and b are the backbone's own (constants); the tape's where a protocol tunes them.
+    const norm = (z: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) =>
+      (g === frozen.ln1g && b === frozen.ln1b) || (g === frozen.ln2g && b === frozen.ln2b) ? frozenLayerNorm(z, g, b, eps) : layerNorm(z, g, b, eps);
+    const y = tf.reshape(norm(x, blk.ln1g, blk.ln1b), [B * T, d]) as tf.Tensor2D;
+    const o = attention(blk.qkv(y), B, H); // softmax(q k^T / sqrt(hd)) v per head, heads side by side: [B*T, d]
     const x1 = tf.add(x, tf.reshape(blk.out(o), [B, T, d])) as tf.Tensor3D;
-    const z = tf.reshape(layerNorm(x1, blk.ln2g, blk.ln2b, eps), [B * T, d]) as tf.Tensor2D;
+    const z = tf.reshape(norm(x1, blk.ln2g, blk.ln2b), [B * T, d]) as tf.Tensor2D;
     let m = blk.fc2(gelu(blk.fc1(z)) as tf.Tensor2D); // [B*T, d]
     if (blk.mlpOut) m = blk.mlpOut(m);
     return tf.add(x1, tf.reshape(m, [B, T, d])) as tf.Tensor3D;
@@ -167,7 +165,8 @@ export class FrozenViT {
     const cls = tf.reshape(tf.slice(x, [0, 0, 0], [B, 1, d]), [B, d]);
     // The head reads the final-LayerNorm [CLS]; LayerNorm is per token, so normalise [CLS] alone.
     const n = t?.norm ? t.norm(this.normG, this.normB) : { g: this.normG, b: this.normB };
-    return layerNorm(cls, n.g as tf.Tensor1D, n.b as tf.Tensor1D, this.config.layerNormEps) as tf.Tensor2D;
+    const ln = n.g === this.normG && n.b === this.normB ? frozenLayerNorm : layerNorm;
+    return ln(cls, n.g as tf.Tensor1D, n.b as tf.Tensor1D, this.config.layerNormEps) as tf.Tensor2D;
   }
 
   /**
