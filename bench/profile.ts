@@ -1,5 +1,6 @@
-// `npx tsx bench/profile.ts [wasm|cpu] [prompts] [batch] [--recompute]`: where one VPT-deep
-// training step of ViT-Ti/16 at 224 spends its time, by kernel (tf.profile), largest first.
+// `npx tsx bench/profile.ts [wasm|cpu] [prompts] [batch] [--recompute] [--forward]`: where one VPT-deep
+// training step (or, with --forward, one inference pass) of ViT-Ti/16 at 224 spends its time,
+// by kernel (tf.profile), largest first.
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/cli/backend';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../src/core/train/optimizer';
@@ -22,7 +23,10 @@ const vars = makeVars(vptDeep, initState(vptDeep, w, { name: 'vpt-deep', n: p },
 const opt = new Optimizer(DEFAULT_OPTIMIZER, paramGroups(vars, 1e-4));
 const fwd = forwardOf(model, vptDeep, vars, { recompute: process.argv.includes('--recompute') });
 const batch = { inputs: Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i)), rowShape: [S, S, 3], labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B };
-const step = async () => { const r = optimizerStep(fwd, vars, opt, batch, 0.01, B); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
+const x = tf.tensor4d(batch.inputs, [B, S, S, 3]);
+const step = process.argv.includes('--forward')
+  ? async () => { const y = tf.tidy(() => fwd(x)); await y.data(); y.dispose(); }
+  : async () => { const r = optimizerStep(fwd, vars, opt, batch, 0.01, B); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
 await step(); // warm-up
 const t0 = performance.now();
 const info = await tf.profile(step);
@@ -37,7 +41,7 @@ for (const k of info.kernels) {
 const total = [...by.values()].reduce((s, e) => s + e.ms, 0);
 const byName = new Map<string, number>();
 for (const [k, e] of by) byName.set(k.split(' ')[0], (byName.get(k.split(' ')[0]) ?? 0) + e.ms);
-console.log(`${backend}, ViT-Ti/16 p=${p} batch ${B}: step ${wall.toFixed(0)} ms under the profiler, kernels ${total.toFixed(0)} ms, peak ${(info.peakBytes / 2 ** 20).toFixed(0)} MB`);
+console.log(`${backend}, ViT-Ti/16 p=${p} batch ${B}: ${process.argv.includes('--forward') ? 'forward' : 'step'} ${wall.toFixed(0)} ms under the profiler, kernels ${total.toFixed(0)} ms, peak ${(info.peakBytes / 2 ** 20).toFixed(0)} MB`);
 console.log('\nby kernel:');
 for (const [k, ms] of [...byName].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`  ${k.padEnd(24)} ${ms.toFixed(0).padStart(7)} ms  ${(100 * ms / total).toFixed(1)}%`);
 console.log('\nby kernel and shape:');

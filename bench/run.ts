@@ -90,13 +90,20 @@ const vitb64 = {
 const decode = benchDecode(quick ? 4 : 12);
 log(`decode + resize: ${decode.imagesPerSecond.toFixed(1)} images/s (${decode.width}x${decode.height} JPEG)`);
 
-let torch: { torch: string; threads: number; forwardMs: number; stepMs: number; matmulGflops: number } | null = null;
+type TorchRun = { torch: string; threads: number; forwardMs: number; stepMs: number; matmulGflops: number };
+// PyTorch with every core and with one torch thread (tfjs-wasm in Node computes on one core: its
+// threaded build is browser-only). Here one thread was the faster (2 torch threads contend with
+// OpenBLAS's own), so the baseline is whichever is faster, and both are printed.
+const torchRuns: TorchRun[] = [];
 let torchNote = '';
 // Debian's python3-torch lives in /usr/bin/python3, which a pyenv or venv python3 on PATH may hide.
 const pythons = ['python3', '/usr/bin/python3'].filter((x) => spawnSync(x, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
-const py = spawnSync(pythons[0] ?? 'python3', ['bench/torch_step.py', '10', '8'], { encoding: 'utf8', timeout: 600_000 });
-if (py.status === 0) torch = JSON.parse(py.stdout.trim().split('\n').at(-1)!);
-else torchNote = `PyTorch baseline skipped: ${(py.stderr || py.error?.message || 'python3 failed').trim().split('\n').at(-1)} (install python3-torch)`;
+for (const threads of [cpus().length, 1].filter((t, i, a) => a.indexOf(t) === i)) {
+  const py = spawnSync(pythons[0] ?? 'python3', ['bench/torch_step.py', '10', '8', String(threads)], { encoding: 'utf8', timeout: 600_000 });
+  if (py.status === 0) torchRuns.push(JSON.parse(py.stdout.trim().split('\n').at(-1)!));
+  else { torchNote = `PyTorch baseline skipped: ${(py.stderr || py.error?.message || 'python3 failed').trim().split('\n').at(-1)} (install python3-torch)`; break; }
+}
+const torch = torchRuns.length ? torchRuns.reduce((a, b) => (b.stepMs < a.stepMs ? b : a)) : null;
 // The same step as PyTorch's: from images, batch 8, no recomputation.
 const ours = rows.find((r) => r.backend === 'wasm' && r.model === 'ViT-Ti/16' && r.prompts === 10 && r.batch === 8 && !r.recompute && !r.note);
 const tf10 = forwardFlops(ti, 10);
@@ -106,9 +113,17 @@ const ratio = torch && ours ? {
   torchEfficiency: (8 * (2 * tf10.total - tf10.patch)) / 1e9 / (torch.stepMs / 1000) / torch.matmulGflops,
 } : null;
 
+// One matmul reference per backend and model: the best of the run's measurements. A single
+// measurement on this shared machine can land in someone else's burst (9.7 GFLOP/s once, against
+// 16-24 otherwise), which would make a step look faster than the matmul it is made of.
+for (const r of rows) {
+  const best = Math.max(...rows.filter((x) => x.backend === r.backend && x.model === r.model && Number.isFinite(x.matmulGflops)).map((x) => x.matmulGflops));
+  if (Number.isFinite(best) && best > r.matmulGflops) { r.efficiency *= r.matmulGflops / best; r.matmulGflops = best; }
+}
+
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
 if (args.has('--json')) {
-  process.stdout.write(JSON.stringify({ machine, rows, vitb64, decode, torch, torchNote: torchNote || undefined, ratio }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ machine, rows, vitb64, decode, torch, torchRuns, torchNote: torchNote || undefined, ratio }, null, 2) + '\n');
 } else {
   console.log(`VPT-deep training step (${machine})`);
   console.log('backend                          model      p  batch  recomp  fwd ms  step ms  img/s  step GFLOP  matmul GFLOP/s  step/matmul  peak MB');
@@ -120,6 +135,7 @@ if (args.has('--json')) {
   const mb = (v: number | null) => (v === null ? '-' : `${(v / 2 ** 20).toFixed(0)} MB`);
   console.log(`\nViT-B/16 VPT-deep p=10 batch 64, 2 GiB for the whole step: passes of ${plan.microBatch} images${plan.recompute ? ' with recomputation' : ''}; activations per image estimated ${mb(vitb64.estimatePerImageBytes.plain)} plain / ${mb(vitb64.estimatePerImageBytes.recompute)} recomputed, measured ${mb(vitb64.measuredPerImageBytes.plain)} / ${mb(vitb64.measuredPerImageBytes.recompute)}; one pass measured: peak ${mb(vitb64.measuredStepPeakBytes)} with the backbone (${vitb64.measuredStepPeakBytes === null ? '-' : (vitb64.measuredStepPeakBytes / 2 ** 31).toFixed(2)} of 2 GiB)`);
   console.log(`decode + resize to 224: ${decode.imagesPerSecond.toFixed(1)} images/s (${decode.width}x${decode.height} JPEG, ${(decode.meanBytes / 1024).toFixed(0)} KB each)`);
-  if (torch && ratio) console.log(`PyTorch ${torch.torch} (${torch.threads} threads): step ${torch.stepMs.toFixed(0)} ms, forward ${torch.forwardMs.toFixed(0)} ms, matmul ${torch.matmulGflops.toFixed(1)} GFLOP/s; its step reaches ${(100 * ratio.torchEfficiency).toFixed(0)}% of its matmul; ours (wasm) / PyTorch: step ${ratio.stepOursOverTorch.toFixed(2)}x, forward ${ratio.forwardOursOverTorch.toFixed(2)}x`);
+  for (const t of torchRuns) console.log(`PyTorch ${t.torch} (${t.threads} thread${t.threads > 1 ? 's' : ''}): step ${t.stepMs.toFixed(0)} ms, forward ${t.forwardMs.toFixed(0)} ms, matmul ${t.matmulGflops.toFixed(1)} GFLOP/s${t === torch ? ' (the faster: the baseline)' : ''}`);
+  if (torch && ratio) console.log(`PyTorch's step reaches ${(100 * ratio.torchEfficiency).toFixed(0)}% of its matmul; ours (wasm, one thread) / PyTorch: step ${ratio.stepOursOverTorch.toFixed(2)}x, forward ${ratio.forwardOursOverTorch.toFixed(2)}x`);
   else console.log(torchNote);
 }

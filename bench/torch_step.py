@@ -7,7 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 torch.manual_seed(0)
-torch.set_num_threads(os.cpu_count() or 1)
+# Threads: argv[3], else every core (tfjs-wasm in Node runs on one: its threaded build is browser-only).
+torch.set_num_threads(int(sys.argv[3]) if len(sys.argv) > 3 else (os.cpu_count() or 1))
 d, L, H, m, P, S, p, B, C = 192, 12, 3, 768, 16, 224, int(sys.argv[1]) if len(sys.argv) > 1 else 10, int(sys.argv[2]) if len(sys.argv) > 2 else 8, 10
 N = (S // P) ** 2
 

@@ -323,7 +323,8 @@ export class Session {
     const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, paramGroups(vars, cfg.weightDecay));
     const S = c.imageSize;
     const batch = { inputs: Float32Array.from({ length: cfg.batch * S * S * 3 }, () => rng.uniform(-1, 1)), rowShape: [S, S, 3], labels: new Int32Array(cfg.batch), weights: new Float32Array(cfg.batch).fill(1), size: cfg.batch };
-    // Measures the uncached path: a head-only protocol's cached epochs are far faster than this.
+    // Measures the uncached path: a head-only protocol's cached epochs are far faster than this,
+    // and steps from cached patch embeddings (VPT without augmentation) a little faster.
     const forward = forwardOf(m, proto, vars, { dropout: { rng, rate: cfg.promptDropout }, recompute });
     const step = async () => { const r = optimizerStep(forward, vars, opt, batch, 0, microBatch); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
     try {

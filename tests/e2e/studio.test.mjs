@@ -134,7 +134,12 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await page.waitForFunction(() => document.querySelector('video')?.videoWidth > 0, null, { timeout: 120_000 });
   await page.evaluate(() => { window.__before = document.querySelector('[data-testid=predictions]').innerText; });
   await page.getByRole('button', { name: 'Classify this frame' }).click();
-  await page.waitForFunction(() => !document.querySelector('[aria-busy=true]') && document.querySelector('[data-testid=predictions]')?.innerText !== window.__before, null, { timeout: 120_000 });
+  // (Once seen timing out on a loaded machine: say what the page showed and logged.)
+  await page.waitForFunction(() => !document.querySelector('[aria-busy=true]') && document.querySelector('[data-testid=predictions]')?.innerText !== window.__before, null, { timeout: 120_000 })
+    .catch(async (e) => {
+      const shown = await page.evaluate(() => ({ busy: !!document.querySelector('[aria-busy=true]'), predictions: document.querySelector('[data-testid=predictions]')?.innerText, alerts: [...document.querySelectorAll('[role=alert]')].map((a) => a.textContent) }));
+      throw new Error(`${e.message}\npage: ${JSON.stringify(shown)}\nlogs:\n${logs.join('\n')}`);
+    });
   await page.getByRole('button', { name: 'Stop camera' }).click();
   await page.getByRole('button', { name: 'delete task letters-abcd' }).click();
   await page.getByText('No saved tasks yet.').waitFor();
