@@ -70,6 +70,7 @@ describe('vpt CLI', () => {
     expect(t.err).toMatch(/epoch 1\/1 .* img\/s/);
     const summary = JSON.parse(t.out);
     expect(summary.classes).toEqual(['A', 'B', 'C']);
+    expect([summary.features_cached, summary.embeddings_cached]).toEqual([false, true]); // VPT-deep, no augmentation
     expect(summary.lr_applied).toBeCloseTo(1.0 * 8 / 256);
     const r = vpt('train', '--backbone', TINY, '--data', data, '--out', out, '--resume', join(tmp, 'letters.ckpt.safetensors'), '--epochs', '2', '--json');
     expect(r.code, r.err).toBe(0);

@@ -86,6 +86,7 @@ export async function train(p: Parsed, backend: string): Promise<void> {
       process.stdout.write(JSON.stringify({
         out, bytes: bytes.byteLength, classes, best_epoch: result.bestEpoch, val_accuracy: result.bestValAccuracy,
         per_class: result.validation?.perClass ?? null, lr_per_256: cfg.lr, lr_applied: result.appliedLr, history: result.history, config: cfg, backend, diverged: result.diverged,
+        features_cached: result.cached, embeddings_cached: result.embedded,
       }) + '\n');
     }
   } finally {
