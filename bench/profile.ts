@@ -1,5 +1,5 @@
-// `npx tsx bench/profile.ts [wasm|cpu] [prompts] [batch] [--recompute] [--forward]`: where one VPT-deep
-// training step (or, with --forward, one inference pass) of ViT-Ti/16 at 224 spends its time,
+// `npx tsx bench/profile.ts [wasm|cpu] [prompts] [batch] [--recompute] [--forward] [--vit-b]`: where one VPT-deep
+// training step (or, with --forward, one inference pass) of ViT-Ti/16 (or ViT-B/16) at 224 spends its time,
 // by kernel (tf.profile), largest first.
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/cli/backend';
@@ -14,7 +14,8 @@ import { randomWeights } from './step';
 
 const [backend = 'wasm', ps = '10', bs = '8'] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 await useBackend(backend as 'wasm');
-const c = PRESETS.find((p) => p.name === 'ViT-Ti/16')!.config;
+const modelName = process.argv.includes('--vit-b') ? 'ViT-B/16' : 'ViT-Ti/16';
+const c = PRESETS.find((p) => p.name === modelName)!.config;
 const p = Number(ps), B = Number(bs), S = c.imageSize;
 const w = randomWeights(c);
 const model = new FrozenViT(w);
@@ -41,7 +42,7 @@ for (const k of info.kernels) {
 const total = [...by.values()].reduce((s, e) => s + e.ms, 0);
 const byName = new Map<string, number>();
 for (const [k, e] of by) byName.set(k.split(' ')[0], (byName.get(k.split(' ')[0]) ?? 0) + e.ms);
-console.log(`${backend}, ViT-Ti/16 p=${p} batch ${B}: ${process.argv.includes('--forward') ? 'forward' : 'step'} ${wall.toFixed(0)} ms under the profiler, kernels ${total.toFixed(0)} ms, peak ${(info.peakBytes / 2 ** 20).toFixed(0)} MB`);
+console.log(`${backend}, ${modelName} p=${p} batch ${B}: ${process.argv.includes('--forward') ? 'forward' : 'step'} ${wall.toFixed(0)} ms under the profiler, kernels ${total.toFixed(0)} ms, peak ${(info.peakBytes / 2 ** 20).toFixed(0)} MB`);
 console.log('\nby kernel:');
 for (const [k, ms] of [...byName].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`  ${k.padEnd(24)} ${ms.toFixed(0).padStart(7)} ms  ${(100 * ms / total).toFixed(1)}%`);
 console.log('\nby kernel and shape:');

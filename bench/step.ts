@@ -2,6 +2,7 @@
 // ViT, VPT-deep, timed forward and training steps, plus the backend's own
 // matmul throughput on a shape the model really uses.
 import * as tf from '@tensorflow/tfjs';
+import { embeddingShape } from '../src/core/train/loop';
 import { Optimizer, DEFAULT_OPTIMIZER } from '../src/core/train/optimizer';
 import { Rng } from '../src/core/train/rng';
 import { forwardOf, optimizerStep, paramGroups } from '../src/core/train/step';
@@ -77,10 +78,9 @@ export async function runCase(bc: BenchCase): Promise<BenchResult> {
   const S = c.imageSize;
   const images = Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i));
   const x = tf.tensor4d(images, [B, S, S, 3]);
-  const T0 = (S / c.patchSize) ** 2 + 1;
   const rows = bc.embedded ? tf.tidy(() => model.embed(x)) : null;
   const batch = {
-    inputs: rows ? (rows.dataSync() as Float32Array) : images, rowShape: rows ? [T0, c.hiddenSize] : [S, S, 3],
+    inputs: rows ? (rows.dataSync() as Float32Array) : images, rowShape: rows ? embeddingShape(c) : [S, S, 3],
     labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B,
   };
   rows?.dispose();

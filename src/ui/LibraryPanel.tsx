@@ -20,7 +20,6 @@ export function LibraryPanel() {
       const stream = await navigator.mediaDevices.getUserMedia({ video: true });
       setCamera(stream);
       setCameraError(null);
-      requestAnimationFrame(() => { if (video.current) { video.current.srcObject = stream; void video.current.play(); } });
     } catch (e) {
       setCameraError(`camera unavailable: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -34,6 +33,12 @@ export function LibraryPanel() {
     c.getContext('2d')!.drawImage(v, 0, 0);
     c.toBlob((b) => b && run(b), 'image/png');
   };
+  // Attach the stream once the <video> it needs is rendered. (A requestAnimationFrame after
+  // setCamera could run before React rendered it: the stream was then never attached, flakily.)
+  useEffect(() => {
+    const v = video.current;
+    if (camera && v && v.srcObject !== camera) { v.srcObject = camera; void v.play(); }
+  }, [camera]);
   useEffect(() => () => camera?.getTracks().forEach((t) => t.stop()), [camera]);
   // File inputs clear their value after reading it, so picking the same file again (a retry) still fires change.
   const importFiles = async (files: FileList | File[]) => { for (const f of files) await addToLibrary(f.name, new Uint8Array(await f.arrayBuffer())); };

@@ -10,7 +10,7 @@ import { backboneRef, checkTaskAgainstBackbone, readTask, writeTask, type TaskMe
 import { inferRows, pixels } from '../core/train/evaluate';
 import { readCheckpoint, writeCheckpoint, type Checkpoint, type EpochReport } from '../core/train/checkpoint';
 import { compareProtocols } from '../core/train/compare';
-import { train as runTraining, type TrainData, type TrainHooks, type TrainResult } from '../core/train/loop';
+import { embeddingShape, train as runTraining, trainsFromEmbeddings, type TrainData, type TrainHooks, type TrainResult } from '../core/train/loop';
 import { searchHyper } from '../core/train/search';
 import { safeFileName } from '../core/io/file-name';
 import { precompileWebgpu, restartBackend, webgpuDeviceLost } from './backend-chain';
@@ -322,10 +322,12 @@ export class Session {
     const vars = makeVars(proto, initState(proto, b.weights, cfg.protocol, Math.max(2, classes), rng), c);
     const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, paramGroups(vars, cfg.weightDecay));
     const S = c.imageSize;
-    const batch = { inputs: Float32Array.from({ length: cfg.batch * S * S * 3 }, () => rng.uniform(-1, 1)), rowShape: [S, S, 3], labels: new Int32Array(cfg.batch), weights: new Float32Array(cfg.batch).fill(1), size: cfg.batch };
-    // Measures the uncached path: a head-only protocol's cached epochs are far faster than this,
-    // and steps from cached patch embeddings (VPT without augmentation) a little faster.
-    const forward = forwardOf(m, proto, vars, { dropout: { rng, rate: cfg.promptDropout }, recompute });
+    // The inputs training will use: patch embeddings computed once (VPT without augmentation) or images.
+    // A head-only protocol's cached epochs are far faster than this measures.
+    const embedded = trainsFromEmbeddings(m, proto, vars, cfg, this.dataset?.images.length ?? 0);
+    const rowShape = embedded ? embeddingShape(c) : [S, S, 3];
+    const batch = { inputs: Float32Array.from({ length: cfg.batch * rowShape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1)), rowShape, labels: new Int32Array(cfg.batch), weights: new Float32Array(cfg.batch).fill(1), size: cfg.batch };
+    const forward = forwardOf(m, proto, vars, { dropout: { rng, rate: cfg.promptDropout }, recompute, embedded });
     const step = async () => { const r = optimizerStep(forward, vars, opt, batch, 0, microBatch); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
     try {
       await step();

@@ -11,8 +11,8 @@ import * as tf from '@tensorflow/tfjs';
 import { VptError } from '../errors';
 import { checkParams, countTuned, disposeVars, initState, makeVars, readVars } from '../tuning/params';
 import { protocolOf } from '../tuning/registry';
-import type { TunedState } from '../tuning/types';
-import type { Preprocessing } from '../vit/config';
+import type { Protocol, TunedState, Vars } from '../tuning/types';
+import type { Preprocessing, ViTConfig } from '../vit/config';
 import type { FrozenViT } from '../vit/model';
 import type { Checkpoint, EpochReport } from './checkpoint';
 import type { TrainConfig } from './config';
@@ -120,10 +120,24 @@ export function featureRows(model: FrozenViT, images: Example[], p: Preprocessin
  */
 export const EMBEDDING_CACHE_BYTES = 512 * 1024 ** 2;
 
+/** One image's patch embedding: [T, d], [CLS] and the patches. */
+export function embeddingShape(c: ViTConfig): [number, number] {
+  return [(c.imageSize / c.patchSize) ** 2 + 1, c.hiddenSize];
+}
+
 /** Whether `n` images' patch embeddings fit the cache budget. */
 export function embeddingsFit(model: FrozenViT, n: number, budget = EMBEDDING_CACHE_BYTES): boolean {
-  const c = model.config;
-  return n * ((c.imageSize / c.patchSize) ** 2 + 1) * c.hiddenSize * 4 <= budget;
+  const [T, d] = embeddingShape(model.config);
+  return n * T * d * 4 <= budget;
+}
+
+/**
+ * Whether a run trains from patch embeddings computed once per image: a
+ * protocol that leaves the embedding alone (no embed hook, not head-only:
+ * those cache final features), no augmentation, caching on, within budget.
+ */
+export function trainsFromEmbeddings(model: FrozenViT, proto: Protocol, vars: Vars, cfg: TrainConfig, trainImages: number): boolean {
+  return !proto.headOnly && !cfg.augment && cfg.cacheFeatures && !proto.tuning?.(vars, model.config, {}).embed && embeddingsFit(model, trainImages);
 }
 
 /** Patch embeddings [N, T*d] of images (prompt-independent), computed once per image. */
@@ -174,7 +188,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   const d = model.config.hiddenSize;
   const vars = makeVars(proto, state0, model.config);
   // Likewise the patch embeddings, for protocols that leave them alone, while they fit their budget.
-  const embedded = !cached && !cfg.augment && cfg.cacheFeatures && !proto.tuning?.(vars, model.config, {}).embed && embeddingsFit(model, data.train.length);
+  const embedded = trainsFromEmbeddings(model, proto, vars, cfg, data.train.length);
   let trainEmbeds: Float32Array | null = null;
   try {
     trainEmbeds = embedded ? await embeddingRows(model, data.train, p, B) : null;
@@ -182,7 +196,6 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
     disposeVars(vars);
     throw e;
   }
-  const T0 = (model.config.imageSize / model.config.patchSize) ** 2 + 1;
   const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, paramGroups(vars, cfg.weightDecay));
   if (resume) opt.importState(resume.optimizer);
   if (!cached) model.prepareBackward();
@@ -195,7 +208,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   let diverged: string | null = null;
   let peakBytes: number | null = null;
   let compiled = false;
-  const rowShape = cached ? [d] : embedded ? [T0, d] : [p.size, p.size, 3];
+  const rowShape = cached ? [d] : embedded ? embeddingShape(model.config) : [p.size, p.size, 3];
   const rows = trainFeats ?? trainEmbeds;
   const batchInputs = async (idx: number[]): Promise<Float32Array> => {
     if (!rows) return fillBatch(await pixels(idx.map((j) => data.train[j].image)), p, B, cfg.augment ? rng : undefined);
