@@ -73,19 +73,20 @@ export function inferenceForward(model: FrozenViT, tuned: Tuned | null): Forward
   return forwardOf(model, tuned.proto, tuned.vars);
 }
 
+/** runRows' `fill` for images: batch `B` of prepared images from `from`, padded. */
+function imageBatches(images: ImageSource[], p: Preprocessing) {
+  return async (from: number, count: number, B: number) => tf.tensor4d(fillBatch(await pixels(images.slice(from, from + count)), p, B), [B, p.size, p.size, 3]);
+}
+
 /** Logits [N, C] (or, with `tuned` null, plain features [N, d]) for images. */
 export async function inferRows(model: FrozenViT, tuned: Tuned | null, images: ImageSource[], p: Preprocessing, batch: number): Promise<{ values: Float32Array; cols: number }> {
-  const S = p.size;
-  const fill = async (from: number, count: number, B: number) => tf.tensor4d(fillBatch(await pixels(images.slice(from, from + count)), p, B), [B, S, S, 3]);
-  return runRows(inferenceForward(model, tuned), fill, images.length, batch);
+  return runRows(inferenceForward(model, tuned), imageBatches(images, p), images.length, batch);
 }
 
 /** Patch embeddings ([CLS], patches, position embeddings) of images, one row of T*d per image. */
 export async function embedRows(model: FrozenViT, images: ImageSource[], p: Preprocessing, batch: number): Promise<{ values: Float32Array; cols: number }> {
-  const S = p.size;
-  const fill = async (from: number, count: number, B: number) => tf.tensor4d(fillBatch(await pixels(images.slice(from, from + count)), p, B), [B, S, S, 3]);
   const forward = (x: tf.Tensor) => { const e = model.embed(x as tf.Tensor4D); return tf.reshape(e, [e.shape[0], -1]) as tf.Tensor2D; };
-  return runRows(forward, fill, images.length, batch);
+  return runRows(forward, imageBatches(images, p), images.length, batch);
 }
 
 /** Logits from cached feature rows [N, d] through a head-only protocol. */

@@ -35,9 +35,10 @@ export function forwardOf(model: FrozenViT, proto: Protocol, vars: Vars, opts: F
   if (opts.cached) return (x) => proto.logits(x as tf.Tensor2D, vars);
   // Head-only protocols never need the backbone's activations for backward: recomputing (never run) keeps none.
   const recompute = opts.recompute || proto.headOnly;
+  const tuning = () => ({ ...proto.tuning?.(vars, model.config, opts), recompute });
   // `embedded`: the inputs are patch embeddings [B, T, d] (model.embed, computed once), for protocols without an embed hook.
-  if (opts.embedded) return (x) => proto.logits(model.encode(x as tf.Tensor3D, { ...proto.tuning?.(vars, model.config, opts), recompute }), vars);
-  return (x) => proto.logits(model.tunedFeatures(x as tf.Tensor4D, { ...proto.tuning?.(vars, model.config, opts), recompute }), vars);
+  if (opts.embedded) return (x) => proto.logits(model.encode(x as tf.Tensor3D, tuning()), vars);
+  return (x) => proto.logits(model.tunedFeatures(x as tf.Tensor4D, tuning()), vars);
 }
 
 export interface StepResult {
