@@ -1,20 +1,58 @@
-/** tfjs backend for Node: wasm (fast, default) or cpu (reference). */
+/** tfjs backend for Node: wasm (fast, default; every core) or cpu (reference). */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from '../core/vit/wasm-kernels';
+import { defaultWasmThreads, MAX_WASM_THREADS, setWasmThreads, wasmThreads } from './wasm-threads';
 
 export type NodeBackend = 'wasm' | 'cpu';
 
-export async function useBackend(name: NodeBackend): Promise<string> {
+/**
+ * Starts `name`. For wasm, `threads` is how many cores XNNPACK computes on:
+ * the `VPT_THREADS` environment variable when not given, else every core (up
+ * to MAX_WASM_THREADS). The count is fixed once wasm has started in this process; asking for
+ * another one restarts the backend, which disposes its tensors.
+ */
+export async function useBackend(name: NodeBackend, threads?: number): Promise<string> {
   // tfjs prints a hint about tfjs-node on first use; it is noise on a CLI's stderr.
   installWasmKernels();
+  const n = name === 'wasm' ? resolveThreads(threads) : 1;
+  if (name === 'wasm') setWasmThreads(n);
   const warn = console.warn;
-  console.warn = () => {};
+  const said: string[] = [];
+  console.warn = (...a: unknown[]) => { said.push(a.map(String).join(' ')); };
   try {
-    if (!(await tf.setBackend(name))) throw new Error(`could not start the ${name} backend`);
+    if (!(await tf.setBackend(name))) {
+      // The threaded build needs worker threads and a temporary file for their script; where
+      // that fails, one thread still trains.
+      if (name !== 'wasm' || n === 1) throw new Error(`could not start the ${name} backend (${said.at(-1) ?? 'no reason given'})`);
+      process.stderr.write(`warning: wasm could not start on ${n} threads (${said.at(-1)?.split('\n')[0] ?? 'no reason given'}); computing on one\n`);
+      setWasmThreads(1);
+      if (!(await tf.setBackend(name))) throw new Error(`could not start the ${name} backend (${said.at(-1) ?? 'no reason given'})`);
+    }
     await tf.ready();
   } finally {
     console.warn = warn;
   }
   return tf.getBackend();
+}
+
+/** The backend in use, as logs and summaries name it: `wasm (2 threads)`, `cpu`. */
+export function describeBackend(): string {
+  const name = tf.getBackend();
+  if (name !== 'wasm') return name;
+  const n = wasmThreads();
+  return `wasm (${n} thread${n === 1 ? '' : 's'})`;
+}
+
+/** The threads asked for: `threads` when given, else `VPT_THREADS`, else every core (up to MAX_WASM_THREADS). */
+export function resolveThreads(threads?: number): number {
+  return threads ?? envThreads() ?? defaultWasmThreads();
+}
+
+function envThreads(): number | undefined {
+  const v = process.env.VPT_THREADS;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`VPT_THREADS must be a whole number of threads (1 or more), got "${v}"`);
+  return Math.min(n, MAX_WASM_THREADS);
 }

@@ -6,8 +6,10 @@ import { VptError } from '../core/errors';
 import { DEFAULT_LR, DEFAULT_TRAIN } from '../core/train/config';
 import { formatSpec, PROTOCOLS } from '../core/tuning/registry';
 import { compare } from './commands/compare';
-import { parseArgs, oneOf, UsageError, type FlagSpec } from './args';
-import { useBackend } from './backend';
+import { num, parseArgs, oneOf, UsageError, type FlagSpec } from './args';
+import { describeBackend, resolveThreads, useBackend } from './backend';
+import { setDecodeThreads } from './decode-pool';
+import { MAX_WASM_THREADS } from './wasm-threads';
 import { evaluate } from './commands/eval';
 import { inspect } from './commands/inspect';
 import { predict } from './commands/predict';
@@ -53,6 +55,7 @@ compare options (and the train options above, shared by every protocol):
 
 common options:
   --backend wasm|cpu  [wasm]    --classes A,B,C|@FILE  names for a task file without them
+  --threads N  cores wasm computes on, 1-${MAX_WASM_THREADS}  [VPT_THREADS, else every core up to ${MAX_WASM_THREADS}]
   --resize, --mean, --std  as above (a task file's own preprocessing wins otherwise)
 `;
 
@@ -62,7 +65,7 @@ const SPEC: FlagSpec = {
   'val-split': 'string', resize: 'string', augment: 'bool', mean: 'string', std: 'string', seed: 'string', resume: 'string',
   checkpoint: 'string', json: 'bool', 'micro-batch': 'string', fp16: 'bool', naming: 'string', backend: 'string',
   task: 'string', images: 'list', tensors: 'string', key: 'string', top: 'string', csv: 'string', split: 'string',
-  classes: 'string', help: 'bool', protocol: 'string', protocols: 'string', seeds: 'string', search: 'string', tasks: 'string', 'no-cache': 'bool', recompute: 'bool',
+  classes: 'string', help: 'bool', protocol: 'string', protocols: 'string', seeds: 'string', search: 'string', tasks: 'string', 'no-cache': 'bool', recompute: 'bool', threads: 'string',
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -71,7 +74,14 @@ export async function main(argv: string[]): Promise<number> {
     if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') { process.stdout.write(HELP); return cmd ? 0 : 2; }
     const p = parseArgs(rest, SPEC);
     if (p.flags.get('help')) { process.stdout.write(HELP); return 0; }
-    const backend = await useBackend(oneOf(p, 'backend', ['wasm', 'cpu'] as const) ?? 'wasm');
+    const name = oneOf(p, 'backend', ['wasm', 'cpu'] as const) ?? 'wasm';
+    const threads = num(p, 'threads', true);
+    if (threads !== undefined && (threads < 1 || threads > MAX_WASM_THREADS)) throw new UsageError(`--threads must be from 1 to ${MAX_WASM_THREADS}, got ${threads}`);
+    if (threads !== undefined && name !== 'wasm') throw new UsageError('--threads applies to the wasm backend only');
+    await useBackend(name, threads);
+    // Images decode on as many threads (before training, or between its steps when a dataset streams).
+    setDecodeThreads(resolveThreads(threads));
+    const backend = describeBackend();
     switch (cmd) {
       case 'inspect': await inspect(p); break;
       case 'train': await train(p, backend); break;

@@ -4,7 +4,6 @@ import { basename, dirname, join, relative, sep } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { VptError } from '../core/errors';
-import { prepare } from '../core/image/preprocess';
 import { applyOrientation } from '../core/image/orient';
 import { rgbaToRgb, type RgbImage } from '../core/image/resize';
 import { formatTitle, MAX_PIXELS, sniffImage } from '../core/image/sniff';
@@ -12,6 +11,7 @@ import type { Preprocessing } from '../core/vit/config';
 import { loadBackbone, type Backbone } from '../core/vit/load';
 import { detectLayout, type Layout, type Skipped } from '../data/layout';
 import { keepsPixels, PIXEL_BUDGET_BYTES, type Example } from '../core/train/evaluate';
+import { prepare } from '../core/image/preprocess';
 
 export function readBytes(path: string): Uint8Array {
   try {
@@ -115,25 +115,40 @@ export function readLayout(dir: string): Layout {
   return layout;
 }
 
+/** Reads, decodes and prepares one image: `path` on disk, `name` as errors call it. */
+export type ImageDecoder = (path: string, name: string, pre: Preprocessing) => Promise<RgbImage>;
+
+/** On the calling thread. */
+export const decodeFile: ImageDecoder = async (path, name, pre) => prepare(decodeImage(readBytes(path), name), pre);
+
 /**
- * Decode and resize one split's images, one at a time; unreadable ones are
- * reported in `skipped`. Past `pixelBudget` bytes of prepared pixels only
- * the path is kept and the image is decoded again when a batch needs it.
+ * Decode and resize one split's images with the decoder `decoderFor` picks
+ * for their number (the CLI's pool of threads: decode-pool.ts; this thread by
+ * default); unreadable ones are reported in `skipped`. Past `pixelBudget`
+ * bytes of prepared pixels only the path is kept and the image is decoded
+ * again when a batch needs it.
  */
-export function loadExamples(dir: string, layout: Layout, split: 'train' | 'val' | 'test', p: Preprocessing, pixelBudget = PIXEL_BUDGET_BYTES): LoadedSplit {
+export async function loadExamples(dir: string, layout: Layout, split: 'train' | 'val' | 'test', p: Preprocessing, pixelBudget = PIXEL_BUDGET_BYTES,
+  decoderFor: (n: number) => ImageDecoder = () => decodeFile): Promise<LoadedSplit> {
   const set = layout.splits[split];
   if (!set) throw new VptError(dir, `has no "${split}" split`);
-  const skipped: Skipped[] = [];
-  const examples: Example[] = [];
   const keep = keepsPixels(set.files.length, p.size, pixelBudget);
-  for (const f of set.files) {
-    const decode = () => prepare(decodeImage(readBytes(join(dir, f.path)), f.path), p);
+  const decode = decoderFor(set.files.length);
+  // In file order; a streamed image's pixels are dropped as soon as it is known to decode.
+  const results = await Promise.all(set.files.map(async (f) => {
+    const load = () => decode(join(dir, f.path), f.path, p);
     try {
-      const img = decode();
-      examples.push({ image: keep ? img : { load: async () => decode() }, label: f.label, name: f.path });
+      const img = await load();
+      return { example: { image: keep ? img : { load }, label: f.label, name: f.path } };
     } catch (e) {
-      skipped.push({ path: f.path, reason: e instanceof VptError ? e.problem : String(e) });
+      return { skipped: { path: f.path, reason: e instanceof VptError ? e.problem : String(e) } };
     }
+  }));
+  const examples: Example[] = [];
+  const skipped: Skipped[] = [];
+  for (const r of results) {
+    if (r.example) examples.push(r.example);
+    else skipped.push(r.skipped!);
   }
   return { classes: set.classes, examples, skipped };
 }

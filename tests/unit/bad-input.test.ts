@@ -105,19 +105,19 @@ describe('bad folders', () => {
   }
   const px = img('one-pixel.png');
 
-  it('empty, one class, one class of one image, only junk: specific errors or a usable set', () => {
+  it('empty, one class, one class of one image, only junk: specific errors or a usable set', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'vpt-empty-'));
     expect(problem(() => readLayout(empty))).toBe(`${empty}: the folder is empty`);
     const junk = tree({ 'readme.txt': 'x', 'a.png': px });
     expect(problem(() => readLayout(junk))).toMatch(/no images inside class sub-folders \(expected one sub-folder per class; 2 file\(s\) elsewhere\)/);
     const one = tree({ 'cat/1.png': px, 'cat/2.png': px });
-    expect(problem(() => loadTrainData(one, pre, { valSplit: 0.1, seed: 1 }))).toMatch(/needs at least 2 class folders, found 1/);
+    expect(await problemAsync(() => loadTrainData(one, pre, { valSplit: 0.1, seed: 1 }))).toMatch(/needs at least 2 class folders, found 1/);
     const single = tree({ 'cat/1.png': px, 'cat/2.png': px, 'dog/1.png': px });
-    const d = loadTrainData(single, pre, { valSplit: 0.5, seed: 1 });
+    const d = await loadTrainData(single, pre, { valSplit: 0.5, seed: 1 });
     expect(d.classes).toEqual(['cat', 'dog']);
     expect(d.train.filter((e) => e.label === 1)).toHaveLength(1); // the lone dog trains; it cannot also validate
     const broken = tree({ 'cat/1.png': px, 'dog/bad.png': 'no' });
-    expect(problem(() => loadTrainData(broken, pre, { valSplit: 0, seed: 1 }))).toMatch(/class folder\(s\) without usable training images: dog/);
+    expect(await problemAsync(() => loadTrainData(broken, pre, { valSplit: 0, seed: 1 }))).toMatch(/class folder\(s\) without usable training images: dog/);
   });
 
   it('200 classes; unicode, emoji, spaces and HTML kept as names; hidden and system files reported', () => {
@@ -222,8 +222,8 @@ describe('large folders stream', () => {
       const { readdirSync } = await import('node:fs');
       for (const f of readdirSync(join(NOTMNIST, 'train', c)).slice(0, 6)) copyFileSync(join(NOTMNIST, 'train', c, f), join(root, c, f));
     }
-    const kept = loadTrainData(root, p, { valSplit: 0.25, seed: 1 });
-    const streamed = loadTrainData(root, p, { valSplit: 0.25, seed: 1 }, 0);
+    const kept = await loadTrainData(root, p, { valSplit: 0.25, seed: 1 });
+    const streamed = await loadTrainData(root, p, { valSplit: 0.25, seed: 1 }, 0);
     expect(kept.train.every((e) => 'data' in e.image)).toBe(true);
     expect(streamed.train.every((e) => 'load' in e.image && !('data' in e.image))).toBe(true);
     const cfg = resolveTrainConfig({ epochs: 2, batch: 4, protocol: { name: 'vpt-shallow', n: 1 }, seed: 2, augment: true });

@@ -1,7 +1,7 @@
 /** The `vpt` command line, run as a user runs it (a child process). */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensors } from '../../src/core/io/safetensors';
@@ -71,6 +71,10 @@ describe('vpt CLI', () => {
     const summary = JSON.parse(t.out);
     expect(summary.classes).toEqual(['A', 'B', 'C']);
     expect([summary.features_cached, summary.embeddings_cached]).toEqual([false, true]); // VPT-deep, no augmentation
+    // wasm on every core of this machine (up to 8), said in the summary and the log.
+    const cores = Math.min(availableParallelism(), 8);
+    expect(summary.backend).toBe(`wasm (${cores} thread${cores === 1 ? '' : 's'})`);
+    expect(t.err).toContain(`backend ${summary.backend}`);
     expect(summary.lr_applied).toBeCloseTo(1.0 * 8 / 256);
     const r = vpt('train', '--backbone', TINY, '--data', data, '--out', out, '--resume', join(tmp, 'letters.ckpt.safetensors'), '--epochs', '2', '--json');
     expect(r.code, r.err).toBe(0);

@@ -15,7 +15,7 @@ let data: { train: Example[]; val: Example[]; classes: string[] };
 beforeAll(async () => {
   const { b, model, pre } = await tinyModel();
   const layout = readLayout(NOTMNIST);
-  const tr = loadExamples(NOTMNIST, layout, 'train', pre);
+  const tr = await loadExamples(NOTMNIST, layout, 'train', pre);
   const take = (ex: Example[], n: number) => { const seen = new Map<number, number>(); return ex.filter((e) => { const k = seen.get(e.label) ?? 0; seen.set(e.label, k + 1); return k < n && e.label < 4; }); };
   const all = take(tr.examples, 30);
   data = { train: all.filter((_, i) => i % 5 !== 0), val: all.filter((_, i) => i % 5 === 0), classes: tr.classes.slice(0, 4) };

@@ -25,10 +25,10 @@ let b: Backbone, model: FrozenViT, pre: Preprocessing, train: Example[], test: E
 beforeAll(async () => {
   ({ b, model, pre } = await tinyModel());
   const layout = readLayout(NOTMNIST);
-  const tr = loadExamples(NOTMNIST, layout, 'train', pre);
+  const tr = await loadExamples(NOTMNIST, layout, 'train', pre);
   classes = tr.classes;
   train = perClass(tr.examples, 30);
-  test = perClass(loadExamples(NOTMNIST, layout, 'test', pre).examples, 40);
+  test = perClass((await loadExamples(NOTMNIST, layout, 'test', pre)).examples, 40);
 });
 
 // VPT-deep only: VPT-shallow's learning is covered by tests/unit/protocols.test.ts, and each run here costs ~50 s.

@@ -9,6 +9,7 @@ import { splitTrainVal } from '../../core/train/split';
 import type { Preprocessing } from '../../core/vit/config';
 import type { Backbone } from '../../core/vit/load';
 import { oneOf, triple, type Parsed } from '../args';
+import { decoderFor } from '../decode-pool';
 import { loadExamples, readBytes, readLayout } from '../node-io';
 
 export const log = (msg: string) => process.stderr.write(msg + '\n');
@@ -52,14 +53,14 @@ export function backboneRef(b: Backbone): BackboneRef {
  * when it has one, else `cfg.valSplit` of train (stratified, seeded).
  * Skipped files are logged; classes without images are an error.
  */
-export function loadTrainData(dataDir: string, pre: Preprocessing, cfg: Pick<TrainConfig, 'valSplit' | 'seed'>, pixelBudget?: number): TrainData {
+export async function loadTrainData(dataDir: string, pre: Preprocessing, cfg: Pick<TrainConfig, 'valSplit' | 'seed'>, pixelBudget?: number): Promise<TrainData> {
   const layout = readLayout(dataDir);
-  const trainSet = loadExamples(dataDir, layout, 'train', pre, pixelBudget);
+  const trainSet = await loadExamples(dataDir, layout, 'train', pre, pixelBudget, decoderFor);
   let val: Example[] = [];
   let trainEx = trainSet.examples;
   const skipped = [...trainSet.skipped];
   if (layout.kind === 'split' && layout.splits.val) {
-    const v = loadExamples(dataDir, layout, 'val', pre, pixelBudget);
+    const v = await loadExamples(dataDir, layout, 'val', pre, pixelBudget, decoderFor);
     val = v.examples;
     skipped.push(...v.skipped);
   } else if (cfg.valSplit > 0) {

@@ -36,7 +36,7 @@ export async function compare(p: Parsed, backend: string): Promise<void> {
   resolveTrainConfig(settings); // validate the shared flags once, before any work
   const b = await loadBackboneFromPath(backbonePath);
   const pre = preprocessingFromFlags(b, p);
-  const data = loadTrainData(dataDir, pre, resolveTrainConfig(settings));
+  const data = await loadTrainData(dataDir, pre, resolveTrainConfig(settings));
   log(`data: ${data.classes.length} classes, ${data.train.length} train, ${data.val.length} validation images; backend ${backend}`);
   const ref = backboneRef(b);
   const dtype = p.flags.get('fp16') === true ? 'F16' as const : 'F32' as const;

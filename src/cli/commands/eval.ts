@@ -3,6 +3,7 @@ import { VptError } from '../../core/errors';
 import { evaluateState } from '../../core/train/loop';
 import { FrozenViT } from '../../core/vit/model';
 import { oneOf, str, UsageError, type Parsed } from '../args';
+import { decoderFor } from '../decode-pool';
 import { loadBackboneFromPath, loadExamples, readLayout } from '../node-io';
 import { classesFlag, loadTaskFor, log, preprocessingFromFlags } from './common';
 
@@ -15,7 +16,7 @@ export async function evaluate(p: Parsed): Promise<void> {
   const layout = readLayout(dir);
   const split = oneOf(p, 'split', ['train', 'val', 'test'] as const) ??
     (layout.kind === 'split' ? (layout.splits.test ? 'test' : layout.splits.val ? 'val' : 'train') : 'train');
-  const set = loadExamples(dir, layout, split, pre);
+  const set = await loadExamples(dir, layout, split, pre, undefined, decoderFor);
   for (const s of [...layout.skipped, ...set.skipped]) log(`skipped: ${dir}/${s.path}: ${s.reason}`);
   // Match folders to the task's classes by name, not by position.
   const classes = task.meta.classes;

@@ -3,7 +3,6 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VptError } from '../../core/errors';
 import { nchwToNhwc } from '../../core/image/layout';
-import { prepare } from '../../core/image/preprocess';
 import { readSafetensors } from '../../core/io/safetensors';
 import { inferRows, inferTensor } from '../../core/train/evaluate';
 import { argmaxRows, softmaxRows } from '../../core/train/metrics';
@@ -11,7 +10,8 @@ import { disposeVars, makeVars } from '../../core/tuning/params';
 import { protocolOf } from '../../core/tuning/registry';
 import { FrozenViT } from '../../core/vit/model';
 import { num, str, UsageError, type Parsed } from '../args';
-import { decodeImage, loadBackboneFromPath, readBytes, walk } from '../node-io';
+import { decoderFor } from '../decode-pool';
+import { loadBackboneFromPath, readBytes, walk } from '../node-io';
 import { IMAGE_EXT } from '../../data/layout';
 import { classesFlag, loadTaskFor, log, preprocessingFromFlags } from './common';
 
@@ -67,7 +67,8 @@ export async function predict(p: Parsed): Promise<void> {
     } else {
       const paths = imagePaths(images!);
       if (!paths.length) throw new VptError(images!.join(' '), 'no images to classify');
-      const imgs = paths.map((f) => prepare(decodeImage(readBytes(f), f), pre));
+      const decode = decoderFor(paths.length);
+      const imgs = await Promise.all(paths.map((f) => decode(f, f, pre)));
       inputs = paths;
       res = await inferRows(model, tuned, imgs, pre, num(p, 'batch', true) ?? 16);
     }

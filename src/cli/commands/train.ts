@@ -57,7 +57,7 @@ export async function train(p: Parsed, backend: string): Promise<void> {
   const b = await loadBackboneFromPath(backbonePath);
   b.warnings.forEach((w) => log(`warning: ${b.name}: ${w}`));
   const pre = preprocessingFromFlags(b, p);
-  const { train: trainEx, val, classes } = loadTrainData(dataDir, pre, cfg);
+  const { train: trainEx, val, classes } = await loadTrainData(dataDir, pre, cfg);
   log(`backbone ${b.architecture}, ${b.format}, fingerprint ${b.fingerprint.slice(0, 12)}; backend ${backend}`);
   log(`data: ${classes.length} classes, ${trainEx.length} train, ${val.length} validation images; ${titleOf(cfg.protocol)}`);
   const warning = protocolOf(cfg.protocol.name).warning;
