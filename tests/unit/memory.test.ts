@@ -30,7 +30,8 @@ describe('micro-batch from device limits', () => {
     expect(plan.microBatch).toBeGreaterThan(4 * plain);
     expect(residentModelBytes(vitB) + plan.microBatch * activationBytesPerImage(vitB, 10, true)).toBeLessThanOrEqual(2 * 1024 ** 3);
     expect(residentModelBytes(vitB) + (plan.microBatch + 1) * activationBytesPerImage(vitB, 10, true)).toBeGreaterThan(2 * 1024 ** 3);
-    expect(activationBytesPerImage(vitB, 10, true) * 12).toBeLessThan(activationBytesPerImage(vitB, 10) * 2);
+    // Measured on cpu: 807 MB per image plain, 139 MB recomputed (the estimate: 774 and 164).
+    expect(activationBytesPerImage(vitB, 10, true) * 4).toBeLessThan(activationBytesPerImage(vitB, 10));
     // Small enough already: no recomputation.
     const tiny = { imageSize: 32, patchSize: 4, hiddenSize: 64, numLayers: 4, numHeads: 4, mlpDim: 256, layerNormEps: 1e-6 };
     expect(choosePasses(tiny, 10, 16, 128 * 1024 ** 2)).toEqual({ microBatch: 16, recompute: false });
@@ -42,7 +43,7 @@ describe('planPasses (the studio and the CLI)', () => {
     const { planPasses, residentModelBytes } = await import('../../src/core/train/memory');
     const { resolveTrainConfig } = await import('../../src/core/train/config');
     const vpt = planPasses(vitB, resolveTrainConfig({ batch: 64, protocol: { name: 'vpt-deep', n: 10 } }));
-    expect([vpt.microBatch, vpt.recompute]).toEqual([9, true]); // 8 passes: 7 of 9 images, one of 1
+    expect([vpt.microBatch, vpt.recompute]).toEqual([8, true]); // 8 passes of 8 images
     const lora = planPasses(vitB, resolveTrainConfig({ batch: 64, protocol: { name: 'lora', n: 8 } }));
     expect(lora.recompute).toBe(false);
     expect(residentModelBytes(vitB) + lora.microBatch * activationBytesPerImage(vitB, 0)).toBeLessThanOrEqual(2 * 1024 ** 3);

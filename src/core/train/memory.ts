@@ -22,18 +22,19 @@ export function largestActivationBytes(c: ViTConfig, prompts: number): number {
  * Activation bytes one image needs in a step. Fitted to tf.profile peaks of
  * tfjs 4.22 steps with the batched attention that webgpu, webgl and cpu run
  * (five shapes from the 32-pixel demo model to ViT-Ti/16 with p = 50, on
- * cpu; within 5% of every one): per block about 8 [T, d] + 28 [T, mlp] +
- * 7.5 [H, T, T] floats, several times a count of the tensors the tape saves,
- * because the backward pass holds every intermediate gradient until it ends.
- * With recomputation: each block's input twice (kept, and its gradient) plus
- * 1.6 blocks' worth while one block is rerun and differentiated. wasm's
- * per-head attention needs about half as much without recomputation (ViT-B/16:
- * 667 MB measured against 1 100 MB estimated), so there the estimate errs safe.
+ * cpu): per block about 5 [T, d] + 20 [T, mlp] + 6.6 [H, T, T] floats
+ * (within 4% of every one), several times a count of the tensors the tape
+ * saves, because the backward pass holds intermediate gradients until it
+ * ends. With recomputation: 12.6 [T, d] per block (each block's kept input,
+ * its gradient and what the rerun leaves) plus 1.12 blocks' worth while one
+ * block is rerun and differentiated; this one is fitted to the worst case
+ * (p = 50, exact) and over-estimates the others by up to 26%. wasm's
+ * per-head attention needs less, so there the estimate errs safe.
  */
 export function activationBytesPerImage(c: ViTConfig, prompts: number, recompute = false): number {
   const T = tokens(c, prompts);
-  const perBlock = T * (8 * c.hiddenSize + 28 * c.mlpDim) + 7.5 * c.numHeads * T * T;
-  return 4 * (recompute ? 2 * c.numLayers * T * c.hiddenSize + 1.6 * perBlock : perBlock * c.numLayers);
+  const perBlock = T * (5 * c.hiddenSize + 20 * c.mlpDim) + 6.6 * c.numHeads * T * T;
+  return 4 * (recompute ? 12.6 * c.numLayers * T * c.hiddenSize + 1.12 * perBlock : perBlock * c.numLayers);
 }
 
 /** Default activation budget: 2 GiB, the issue's target for VPT-deep ViT-B/16 batch 64. */
