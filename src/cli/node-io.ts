@@ -115,6 +115,9 @@ export function readLayout(dir: string): Layout {
   return layout;
 }
 
+/** Images being decoded at once while a split loads. */
+const LOAD_IN_FLIGHT = 16;
+
 /** Reads, decodes and prepares one image: `path` on disk, `name` as errors call it. */
 export type ImageDecoder = (path: string, name: string, pre: Preprocessing) => Promise<RgbImage>;
 
@@ -134,8 +137,7 @@ export async function loadExamples(dir: string, layout: Layout, split: 'train' |
   if (!set) throw new VptError(dir, `has no "${split}" split`);
   const keep = keepsPixels(set.files.length, p.size, pixelBudget);
   const decode = decoderFor(set.files.length);
-  // In file order; a streamed image's pixels are dropped as soon as it is known to decode.
-  const results = await Promise.all(set.files.map(async (f) => {
+  const one = async (f: (typeof set.files)[number]) => {
     const load = () => decode(join(dir, f.path), f.path, p);
     try {
       const img = await load();
@@ -143,7 +145,14 @@ export async function loadExamples(dir: string, layout: Layout, split: 'train' |
     } catch (e) {
       return { skipped: { path: f.path, reason: e instanceof VptError ? e.problem : String(e) } };
     }
-  }));
+  };
+  // In file order, at most LOAD_IN_FLIGHT at a time: enough to keep 8 decode threads busy, and
+  // few enough that a streamed dataset's pixels (dropped once an image is known to decode) never
+  // pile up, as they would if every decode were started at once.
+  const results: Awaited<ReturnType<typeof one>>[] = new Array(set.files.length);
+  let next = 0;
+  const lane = async () => { while (next < set.files.length) { const i = next++; results[i] = await one(set.files[i]); } };
+  await Promise.all(Array.from({ length: Math.min(LOAD_IN_FLIGHT, set.files.length) }, lane));
   const examples: Example[] = [];
   const skipped: Skipped[] = [];
   for (const r of results) {

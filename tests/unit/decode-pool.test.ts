@@ -86,6 +86,24 @@ describe('decode pool', () => {
     expect(same(await (first as { load(): Promise<RgbImage> }).load(), a.examples[0].image as RgbImage)).toBe(true);
   });
 
+  it('keeps at most 16 images in flight while a split loads, in file order', async () => {
+    const big = mkdtempSync(join(tmpdir(), 'vpt-inflight-'));
+    for (const cls of ['A', 'B']) {
+      mkdirSync(join(big, cls));
+      for (let i = 0; i < 20; i++) copyFileSync(join(dir, 'A', 'photo0.jpg'), join(big, cls, `${String(i).padStart(2, '0')}.jpg`));
+    }
+    let now = 0, most = 0;
+    const slow = async (path: string, name: string, p: Preprocessing) => {
+      most = Math.max(most, ++now);
+      await new Promise((r) => setTimeout(r, 2));
+      now--;
+      return decodeFile(path, name, p);
+    };
+    const set = await loadExamples(big, readLayout(big), 'train', pre, undefined, () => slow);
+    expect(set.examples.map((e) => e.name)).toEqual(['A', 'B'].flatMap((c) => Array.from({ length: 20 }, (_, i) => `${c}/${String(i).padStart(2, '0')}.jpg`)));
+    expect(most).toBe(16);
+  });
+
   it('refuses queued and new work once closed, with a message', async () => {
     const p = new DecodePool(1);
     const f = join(dir, 'A', 'photo2.jpg');
