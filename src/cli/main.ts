@@ -78,9 +78,11 @@ export async function main(argv: string[]): Promise<number> {
     const threads = num(p, 'threads', true);
     if (threads !== undefined && (threads < 1 || threads > MAX_WASM_THREADS)) throw new UsageError(`--threads must be from 1 to ${MAX_WASM_THREADS}, got ${threads}`);
     if (threads !== undefined && name !== 'wasm') throw new UsageError('--threads applies to the wasm backend only');
-    await useBackend(name, threads);
-    // Images decode on as many threads (before training, or between its steps when a dataset streams).
-    setDecodeThreads(resolveThreads(threads));
+    // One count for both: wasm's threads and the image decode threads (before training, or between
+    // its steps when a dataset streams).
+    const n = resolveThreads(threads);
+    await useBackend(name, n);
+    setDecodeThreads(n);
     const backend = describeBackend();
     switch (cmd) {
       case 'inspect': await inspect(p); break;
