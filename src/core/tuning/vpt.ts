@@ -105,7 +105,10 @@ export function promptHook(prompts: tf.Tensor, mask?: (layer: number, B: number)
     if (layer >= Lp) return x;
     const [B, T] = x.shape;
     const pi = tf.slice(prompts, [layer, 0, 0], [1, p, d]) as tf.Tensor3D; // [1, p, d]
-    const pr = mask ? tf.mul(pi, mask(layer, B)) : tf.tile(pi, [B, 1, 1]); // [B, p, d]
+    // Broadcast by adding zeros rather than tf.tile: tfjs's Tile gradient is a loop of B slices
+    // and B adds per layer (1536 kernel calls per ViT-Ti step at batch 64, most of its time on a
+    // GPU), Add's is one sum over the batch.
+    const pr = mask ? tf.mul(pi, mask(layer, B)) : tf.add(pi, tf.zeros([B, p, d])); // [B, p, d]
     const cls = tf.slice(x, [0, 0, 0], [B, 1, d]); // [B, 1, d]
     // Layer 0 inserts; later layers overwrite tokens 1..p (official `forward_deep_prompt`).
     const rest = layer === 0 ? tf.slice(x, [0, 1, 0], [B, T - 1, d]) : tf.slice(x, [0, 1 + p, 0], [B, T - 1 - p, d]);

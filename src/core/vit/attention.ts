@@ -22,8 +22,9 @@ export function batchedAttention(qkv: tf.Tensor2D, B: number, H: number): tf.Ten
   const [BT, d3] = qkv.shape, T = BT / B, d = d3 / 3, hd = d / H;
   // Rank-4 transposes only: tfjs-wasm's rank-5 transpose is ~80x slower (bench/micro.ts).
   const x = tf.transpose(tf.reshape(qkv, [B, T, 3 * H, hd]), [0, 2, 1, 3]); // [B, 3H, T, hd]
-  const take = (j: number) => tf.slice(x, [0, j * H, 0, 0], [B, H, T, hd]);
-  const q = take(0), k = take(1), v = take(2);
+  // One split, not three slices: its gradient is one concat, where each slice's is a zero-padded
+  // copy of the whole [B, 3H, T, hd] tensor, then two adds of them.
+  const [q, k, v] = tf.split(x, 3, 1);
   const att = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd))); // [B, H, T, T]
   return tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [BT, d]) as tf.Tensor2D;
 }
