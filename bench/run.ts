@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [-- --cpu] [-- --no-browser] [-- --quick] [-- --soak]`: training-step speed
+// `npm run bench [-- --json] [-- --cpu] [-- --no-browser] [-- --quick] [-- --soak] [-- --gpu]`: training-step speed
 // and memory of VPT-deep on Node's backends (wasm on every core and on one; ViT-Ti/16 at 224, p = 1, 10, 50;
 // with and without activation recomputation), ViT-B/16 memory accounting, the
 // browser's webgpu and webgl through Playwright, decode-and-resize throughput, and the same
@@ -15,6 +15,13 @@ import { benchDecode } from './decode';
 import { forwardFlops, runCase, type BenchCase, type BenchResult } from './step';
 
 const args = new Set(process.argv.slice(2));
+
+// `--gpu`: only a real GPU, on Node's webgpu backend (Dawn; bench/gpu.ts).
+if (args.has('--gpu')) {
+  const { runGpuBench } = await import('./gpu');
+  await runGpuBench();
+  process.exit(0);
+}
 
 // `--soak`: only the 500-step soak, on wasm and in the browser on webgpu.
 if (args.has('--soak')) {

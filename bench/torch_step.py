@@ -1,6 +1,8 @@
-# PyTorch baseline for `npm run bench`: the same ViT-Ti/16 224 VPT-deep p=10
+# PyTorch baseline for `npm run bench`: the same ViT-Ti/16 (or ViT-B/16) 224 VPT-deep
 # step (frozen random backbone, prompts + linear head trained by SGD), written
 # with plain torch modules (timm is not available offline). Prints one JSON line.
+# Arguments: prompts batch threads [cpu|cuda] [ti|b]. On cuda in float32 with TF32
+# off, as WebGPU computes, and timed with synchronisation.
 import json, os, sys, time
 import torch
 import torch.nn as nn
@@ -9,7 +11,12 @@ import torch.nn.functional as F
 torch.manual_seed(0)
 # Threads: argv[3], else every core (tfjs-wasm in Node runs on one: its threaded build is browser-only).
 torch.set_num_threads(int(sys.argv[3]) if len(sys.argv) > 3 else (os.cpu_count() or 1))
-d, L, H, m, P, S, p, B, C = 192, 12, 3, 768, 16, 224, int(sys.argv[1]) if len(sys.argv) > 1 else 10, int(sys.argv[2]) if len(sys.argv) > 2 else 8, 10
+dev = sys.argv[4] if len(sys.argv) > 4 else 'cpu'
+d, H, m = (768, 12, 3072) if len(sys.argv) > 5 and sys.argv[5] == 'b' else (192, 3, 768)
+L, P, S, p, B, C = 12, 16, 224, int(sys.argv[1]) if len(sys.argv) > 1 else 10, int(sys.argv[2]) if len(sys.argv) > 2 else 8, 10
+if dev == 'cuda':
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 N = (S // P) ** 2
 
 class Block(nn.Module):
@@ -30,7 +37,9 @@ cls = nn.Parameter(torch.zeros(1, 1, d)); pos = nn.Parameter(torch.randn(1, N + 
 blocks = nn.ModuleList([Block() for _ in range(L)]); norm = nn.LayerNorm(d, eps=1e-6)
 for prm in [*patch.parameters(), cls, pos, *blocks.parameters(), *norm.parameters()]:
     prm.requires_grad_(False)
-prompts = nn.Parameter(torch.empty(L, p, d).uniform_(-0.1, 0.1)); head = nn.Linear(d, C)
+patch, blocks, norm = patch.to(dev), blocks.to(dev), norm.to(dev)
+cls, pos = nn.Parameter(cls.data.to(dev), requires_grad=False), nn.Parameter(pos.data.to(dev), requires_grad=False)
+prompts = nn.Parameter(torch.empty(L, p, d, device=dev).uniform_(-0.1, 0.1)); head = nn.Linear(d, C).to(dev)
 opt = torch.optim.SGD([prompts, *head.parameters()], lr=0.01, momentum=0.9, weight_decay=1e-4)
 
 def forward(img):
@@ -42,17 +51,22 @@ def forward(img):
         x = blk(x)
     return head(norm(x[:, 0]))
 
-img = torch.randn(B, 3, S, S); y = torch.arange(B) % C
+img = torch.randn(B, 3, S, S, device=dev); y = torch.arange(B, device=dev) % C
+sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None)
 def step():
     opt.zero_grad(); loss = F.cross_entropy(forward(img), y); loss.backward(); opt.step()
-def timeit(f, n=3):
-    f(); t0 = time.perf_counter()
+def timeit(f, n=3 if dev == 'cpu' else 10):
+    f(); sync(); t0 = time.perf_counter()
     for _ in range(n): f()
+    sync()
     return (time.perf_counter() - t0) / n * 1000
 with torch.no_grad():
     fwd = timeit(lambda: forward(img))
 stp = timeit(step)
 T = N + 1 + p
-a, b = torch.randn(B * T, d), torch.randn(d, m)
-mm = timeit(lambda: a @ b, 10)
-print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "forwardMs": fwd, "stepMs": stp, "matmulGflops": 2 * B * T * d * m / (mm * 1e6)}))
+a, b = torch.randn(B * T, d, device=dev), torch.randn(d, m, device=dev)
+mm = timeit(lambda: a @ b, 10 if dev == 'cpu' else 50)
+out = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if dev == 'cuda' else 'cpu', "threads": torch.get_num_threads(), "forwardMs": fwd, "stepMs": stp, "matmulGflops": 2 * B * T * d * m / (mm * 1e6)}
+if dev == 'cuda':
+    out["peakBytes"] = torch.cuda.max_memory_allocated()
+print(json.dumps(out))

@@ -1,10 +1,11 @@
-/** tfjs backend for Node: wasm (fast, default; every core) or cpu (reference). */
+/** tfjs backend for Node: wasm (default; every core), webgpu (a real GPU through Dawn, when installed) or cpu (reference). */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from '../core/vit/wasm-kernels';
+import { startNodeWebGPU, watchNodeDevice, webgpuAdapter } from './webgpu';
 import { defaultWasmThreads, MAX_WASM_THREADS, setWasmThreads, wasmThreads } from './wasm-threads';
 
-export type NodeBackend = 'wasm' | 'cpu';
+export type NodeBackend = 'wasm' | 'cpu' | 'webgpu';
 
 /**
  * Starts `name`. For wasm, `threads` is how many cores XNNPACK computes on:
@@ -17,6 +18,7 @@ export async function useBackend(name: NodeBackend, threads?: number): Promise<s
   installWasmKernels();
   const n = name === 'wasm' ? resolveThreads(threads) : 1;
   if (name === 'wasm') setWasmThreads(n);
+  if (name === 'webgpu') await startNodeWebGPU();
   const warn = console.warn;
   const said: string[] = [];
   console.warn = (...a: unknown[]) => { said.push(a.map(String).join(' ')); };
@@ -30,15 +32,22 @@ export async function useBackend(name: NodeBackend, threads?: number): Promise<s
       if (!(await tf.setBackend(name))) throw new Error(`could not start the ${name} backend (${said.at(-1) ?? 'no reason given'})`);
     }
     await tf.ready();
+    if (name === 'webgpu') {
+      watchNodeDevice((message) => {
+        process.stderr.write(`error: ${message}; stopping (files written before this point are intact)\n`);
+        process.exit(1);
+      });
+    }
   } finally {
     console.warn = warn;
   }
   return tf.getBackend();
 }
 
-/** The backend in use, as logs and summaries name it: `wasm (2 threads)`, `cpu`. */
+/** The backend in use, as logs and summaries name it: `wasm (2 threads)`, `webgpu (nvidia hopper)`, `cpu`. */
 export function describeBackend(): string {
   const name = tf.getBackend();
+  if (name === 'webgpu') return `webgpu (${webgpuAdapter()})`;
   if (name !== 'wasm') return name;
   const n = wasmThreads();
   return `wasm (${n} thread${n === 1 ? '' : 's'})`;

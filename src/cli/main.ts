@@ -54,7 +54,8 @@ compare options (and the train options above, shared by every protocol):
   --json  one JSON object per protocol per line on stdout
 
 common options:
-  --backend wasm|cpu  [wasm]    --classes A,B,C|@FILE  names for a task file without them
+  --backend wasm|webgpu|cpu  [wasm]  webgpu: a GPU through Dawn (the optional \`webgpu\` package, a Vulkan driver)
+  --classes A,B,C|@FILE  names for a task file without them
   --threads N  cores wasm computes on, 1-${MAX_WASM_THREADS}  [VPT_THREADS, else every core up to ${MAX_WASM_THREADS}]
   --resize, --mean, --std  as above (a task file's own preprocessing wins otherwise)
 `;
@@ -74,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') { process.stdout.write(HELP); return cmd ? 0 : 2; }
     const p = parseArgs(rest, SPEC);
     if (p.flags.get('help')) { process.stdout.write(HELP); return 0; }
-    const name = oneOf(p, 'backend', ['wasm', 'cpu'] as const) ?? 'wasm';
+    const name = oneOf(p, 'backend', ['wasm', 'webgpu', 'cpu'] as const) ?? 'wasm';
     const threads = num(p, 'threads', true);
     if (threads !== undefined && (threads < 1 || threads > MAX_WASM_THREADS)) throw new UsageError(`--threads must be from 1 to ${MAX_WASM_THREADS}, got ${threads}`);
     if (threads !== undefined && name !== 'wasm') throw new UsageError('--threads applies to the wasm backend only');

@@ -5,9 +5,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensors } from '../../src/core/io/safetensors';
-import { writeTask } from '../../src/core/io/task-file';
-import { fromVptState } from '../../src/core/tuning/prompt';
-import { caseTensor, FIX, NOTMNIST, readCase, relErr, TINY } from './helpers';
+import { caseTensor, FIX, NOTMNIST, readCase, relErr, TINY, writeOfficialTask } from './helpers';
 
 const BIN = resolve(__dirname, '../../bin/vpt.js');
 function vpt(...args: string[]) {
@@ -43,13 +41,7 @@ describe('vpt CLI', () => {
 
   it('predict --tensors reproduces the official VPT-deep logits from an official-named task', () => {
     const c = readCase();
-    const state = {
-      variant: 'deep' as const, numPrompts: 4, numClasses: 5, hiddenSize: 48,
-      prompts: caseTensor(c, 'deep.prompts').data as Float32Array,
-      headW: caseTensor(c, 'head.weight').data as Float32Array, headB: caseTensor(c, 'head.bias').data as Float32Array,
-    };
-    const task = join(tmp, 'official.safetensors');
-    writeFileSync(task, writeTask(fromVptState(state), { classes: ['a', 'b', 'c', 'd', 'e'] }, { naming: 'official' }));
+    const task = writeOfficialTask(c, join(tmp, 'official.safetensors'));
     const r = vpt('predict', '--backbone', join(FIX, 'backbone.npz'), '--task', task, '--tensors', join(FIX, 'case.safetensors'), '--key', 'input.images_nchw', '--json');
     expect(r.code).toBe(0);
     expect(r.err).toMatch(/no backbone fingerprint/);

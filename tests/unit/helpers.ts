@@ -1,9 +1,11 @@
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import { readSafetensors } from '../../src/core/io/safetensors';
 import type { HostTensor } from '../../src/core/io/tensor-map';
+import { writeTask } from '../../src/core/io/task-file';
+import { fromVptState } from '../../src/core/tuning/prompt';
 import { useBackend } from '../../src/cli/backend';
 import type { Preprocessing } from '../../src/core/vit/config';
 import { loadBackbone, type Backbone } from '../../src/core/vit/load';
@@ -27,6 +29,17 @@ export function caseTensor(c: Map<string, HostTensor>, name: string): HostTensor
   const t = c.get(name);
   if (!t) throw new Error(`fixture lacks ${name}`);
   return t;
+}
+
+/** The fixture's VPT-deep prompts and head written as an official-named task file at `file`. */
+export function writeOfficialTask(c: Map<string, HostTensor>, file: string): string {
+  const state = {
+    variant: 'deep' as const, numPrompts: 4, numClasses: 5, hiddenSize: 48,
+    prompts: caseTensor(c, 'deep.prompts').data as Float32Array,
+    headW: caseTensor(c, 'head.weight').data as Float32Array, headB: caseTensor(c, 'head.bias').data as Float32Array,
+  };
+  writeFileSync(file, writeTask(fromVptState(state), { classes: ['a', 'b', 'c', 'd', 'e'] }, { naming: 'official' }));
+  return file;
 }
 
 export async function fixtureBackbone(kind: 'safetensors' | 'npz'): Promise<Backbone> {

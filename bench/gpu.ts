@@ -1,0 +1,97 @@
+// `npm run bench -- --gpu [--json] [--quick]`: VPT-deep on a real GPU from Node, through tfjs's webgpu
+// backend on Dawn (the optional `webgpu` package; src/cli/webgpu.ts), the same shaders the studio runs
+// in Chrome. ViT-Ti/16 and ViT-B/16 at 224 over prompts and batch sizes, each step beside the same
+// card's tfjs matmul throughput, the first step (shader compilation), peak tensor memory and the GPU
+// memory tfjs's buffer pool holds; a by-kernel profile (timestamp queries); and the same steps in
+// PyTorch on CUDA (float32, TF32 off) when a python3 with torch sees a GPU. BENCH_OUT=FILE also
+// writes the JSON after every row, so a run cut short keeps what it measured.
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { describeBackend, useBackend } from '../src/cli/backend';
+import { choosePasses } from '../src/core/train/memory';
+import { PRESETS, type ViTConfig } from '../src/core/vit/config';
+import { formatProfile, profileStep, type StepProfile } from './profile-step';
+import { matmulGflops, runCase, type BenchCase, type BenchResult } from './step';
+
+interface GpuRow extends BenchResult {
+  model: string; prompts: number; batch: number; recompute: boolean; note?: string; gpuPoolBytes?: number;
+  torch?: { stepMs: number; forwardMs: number; matmulGflops: number; peakBytes?: number } | null;
+}
+
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
+const preset = (n: string) => PRESETS.find((p) => p.name === n)!.config;
+const log = (s: string) => process.stderr.write(s + '\n');
+
+export async function runGpuBench(): Promise<void> {
+  const adapter = await useBackend('webgpu');
+  const backend = describeBackend();
+  const dev = (tf.backend() as unknown as { device: { limits: Record<string, number>; features: Set<string> } }).device;
+  log(`${backend}: maxBufferSize ${(dev.limits.maxBufferSize / 2 ** 30).toFixed(1)} GiB, maxStorageBufferBindingSize ${(dev.limits.maxStorageBufferBindingSize / 2 ** 30).toFixed(1)} GiB, timestamp-query ${dev.features.has('timestamp-query')}`);
+  const rows: GpuRow[] = [];
+  const profiles: { title: string; profile: StepProfile }[] = [];
+  const squares: { n: number; gflops: number }[] = [];
+  const save = () => { if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ backend, adapter, squares, rows, profiles }, null, 2)); };
+  const torchPython = ['python3', '/usr/bin/python3'].find((x) => spawnSync(x, ['-c', 'import torch; assert torch.cuda.is_available()']).status === 0);
+
+  // The card's tfjs matmul on large squares: the ceiling the FC1-shaped products are read against.
+  for (const n of quick ? [256] : [2048, 4096]) {
+    squares.push({ n, gflops: await matmulGflops(n, n, n, 15) });
+    log(`matmul ${n}^3: ${squares.at(-1)!.gflops.toFixed(0)} GFLOP/s`);
+  }
+  save();
+
+  const run = async (model: string, c: ViTConfig, bc: Omit<BenchCase, 'config'>, note?: string) => {
+    try {
+      const r = await runCase({ config: c, ...bc });
+      const pool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
+      let torch: GpuRow['torch'] = null;
+      if (torchPython && !bc.embedded && !bc.recompute && !bc.once) {
+        const py = spawnSync(torchPython, ['bench/torch_step.py', String(bc.prompts), String(bc.batch), '1', 'cuda', model === 'ViT-B/16' ? 'b' : 'ti'], { encoding: 'utf8', timeout: 300_000 });
+        if (py.status === 0) torch = JSON.parse(py.stdout.trim().split('\n').at(-1)!);
+        else log(`PyTorch: ${(py.stderr || py.error?.message || '').trim().split('\n').at(-1)}`);
+      }
+      rows.push({ model, prompts: bc.prompts, batch: bc.batch, recompute: !!bc.recompute, ...r, gpuPoolBytes: pool, torch, ...(note ? { note } : bc.embedded ? { note: 'from cached patch embeddings' } : {}) });
+      log(`${model} p=${bc.prompts} b=${bc.batch}${bc.recompute ? ' recompute' : ''}${bc.embedded ? ' embedded' : ''}: step ${r.stepMs.toFixed(1)} ms (first ${r.firstStepMs?.toFixed(0) ?? '-'} ms), forward ${r.forwardMs.toFixed(1)} ms, ${(100 * r.efficiency).toFixed(0)}% of ${r.matmulGflops.toFixed(0)} GFLOP/s, peak ${((r.peakBytes ?? 0) / 2 ** 20).toFixed(0)} MB${torch ? `; PyTorch ${torch.stepMs.toFixed(1)} ms (ours ${(r.stepMs / torch.stepMs).toFixed(2)}x)` : ''}`);
+    } catch (e) {
+      log(`${model} p=${bc.prompts} b=${bc.batch}: failed: ${(e as Error).message.split('\n')[0]}`);
+      rows.push({ model, prompts: bc.prompts, batch: bc.batch, recompute: !!bc.recompute, forwardMs: NaN, stepMs: NaN, imagesPerSecond: NaN, stepGflops: NaN, matmulGflops: NaN, efficiency: NaN, peakBytes: null, note: `failed: ${(e as Error).message.split('\n')[0]}` });
+    }
+    save();
+  };
+
+  const ti = preset('ViT-Ti/16'), vitB = preset('ViT-B/16'), steps = 5;
+  if (quick) {
+    await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 });
+  } else {
+    for (const p of [1, 10, 50]) await run('ViT-Ti/16', ti, { prompts: p, batch: 8, steps });
+    for (const batch of [32, 64, 128]) await run('ViT-Ti/16', ti, { prompts: 10, batch, steps });
+    await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, recompute: true });
+    await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, embedded: true });
+    for (const batch of [8, 32, 64]) await run('ViT-B/16', vitB, { prompts: 10, batch, steps });
+    await run('ViT-B/16', vitB, { prompts: 10, batch: 64, steps, recompute: true });
+    const plan = choosePasses(vitB, 10, 64, undefined);
+    await run('ViT-B/16', vitB, { prompts: 10, batch: plan.microBatch, steps: 1, recompute: plan.recompute, once: true }, `one pass of the 2 GiB batch-64 plan (${Math.ceil(64 / plan.microBatch)} passes)`);
+  }
+  for (const [model, c, b] of (quick ? [['ViT-Ti/16', ti, 2]] : [['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 32]]) as [string, ViTConfig, number][]) {
+    try {
+      const title = `${backend}, ${model} p=10 batch ${b}: step`;
+      profiles.push({ title, profile: await profileStep(c, 10, b) });
+      log(formatProfile(title, profiles.at(-1)!.profile, 25, 30));
+    } catch (e) {
+      log(`profile ${model}: failed: ${(e as Error).message.split('\n')[0]}`);
+    }
+    save();
+  }
+
+  if (args.has('--json')) { process.stdout.write(JSON.stringify({ backend, adapter, squares, rows, profiles }, null, 2) + '\n'); return; }
+  console.log(`\nVPT-deep training step on ${backend} (Node, Dawn); tfjs matmul ${squares.map((s) => `${s.n}^3 ${s.gflops.toFixed(0)} GFLOP/s`).join(', ')}`);
+  console.log('model      p  batch  recomp  fwd ms  step ms  first ms   img/s  matmul GFLOP/s  step/matmul  peak MB  pool MB  PyTorch step ms  ours/PyTorch');
+  for (const r of rows) {
+    console.log([r.model.padEnd(10), String(r.prompts).padStart(2), String(r.batch).padStart(6), (r.recompute ? 'yes' : 'no').padStart(7), r.forwardMs.toFixed(1).padStart(7), r.stepMs.toFixed(1).padStart(8),
+      (r.firstStepMs?.toFixed(0) ?? '-').padStart(9), r.imagesPerSecond.toFixed(1).padStart(7), r.matmulGflops.toFixed(0).padStart(15), `${(100 * r.efficiency).toFixed(0)}%`.padStart(12),
+      (r.peakBytes === null ? '-' : (r.peakBytes / 2 ** 20).toFixed(0)).padStart(8), (r.gpuPoolBytes === undefined ? '-' : (r.gpuPoolBytes / 2 ** 20).toFixed(0)).padStart(8),
+      (r.torch ? r.torch.stepMs.toFixed(1) : '-').padStart(16), (r.torch ? `${(r.stepMs / r.torch.stepMs).toFixed(2)}x` : '-').padStart(13), r.note ?? ''].join(' '));
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * `vpt --backend webgpu`: tfjs's webgpu backend in Node on Dawn (the optional
+ * `webgpu` package). Here Dawn drives SwiftShader, the CPU Vulkan driver that
+ * Debian's Chromium ships beside its own Vulkan loader (the browser tests need
+ * that Chromium anyway), so the same shaders run as on a real GPU, slowly.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { caseTensor, FIX, NOTMNIST, readCase, relErr, TINY, writeOfficialTask } from './helpers';
+
+const BIN = resolve(__dirname, '../../bin/vpt.js');
+
+/** Chromium's folder with libvulkan.so.1 and vk_swiftshader_icd.json. */
+function swiftshaderDir(): string {
+  const bins = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter((x): x is string => !!x && existsSync(x));
+  const dirs = [...bins.map((b) => dirname(realpathSync(b))), '/usr/lib/chromium'];
+  const dir = dirs.find((d) => existsSync(join(d, 'vk_swiftshader_icd.json')) && existsSync(join(d, 'libvulkan.so.1')));
+  if (!dir) throw new Error('no SwiftShader Vulkan driver found: install Debian\'s chromium (apt-get install -y chromium), which ships one in /usr/lib/chromium');
+  return dir;
+}
+
+let env: NodeJS.ProcessEnv;
+let tmp: string;
+function vpt(extraEnv: NodeJS.ProcessEnv, ...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 240_000, env: { ...env, ...extraEnv } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+beforeAll(() => {
+  const dir = swiftshaderDir();
+  tmp = mkdtempSync(join(tmpdir(), 'vpt-webgpu-'));
+  // dlopen reads LD_LIBRARY_PATH when a process starts, so the CLI runs as a child with it set.
+  env = { ...process.env, LD_LIBRARY_PATH: dir, VK_ICD_FILENAMES: join(dir, 'vk_swiftshader_icd.json'), XDG_RUNTIME_DIR: tmp, VPT_THREADS: '1' };
+});
+
+describe('vpt --backend webgpu (Dawn in Node)', () => {
+  it('reproduces the official VPT-deep logits on webgpu', () => {
+    const c = readCase();
+    const task = writeOfficialTask(c, join(tmp, 'official.safetensors'));
+    const r = vpt({}, 'predict', '--backend', 'webgpu', '--backbone', join(FIX, 'backbone.npz'), '--task', task, '--tensors', join(FIX, 'case.safetensors'), '--key', 'input.images_nchw', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(relErr(JSON.parse(r.out).logits.flat(), caseTensor(c, 'deep.logits').data)).toBeLessThan(1e-4);
+  }, 240_000);
+
+  it('trains VPT-deep to the same losses as wasm, and says which adapter it ran on', () => {
+    const data = join(tmp, 'letters');
+    for (const cls of ['A', 'B']) {
+      mkdirSync(join(data, cls), { recursive: true });
+      for (const f of readdirSync(join(NOTMNIST, 'train', cls)).slice(0, 5)) copyFileSync(join(NOTMNIST, 'train', cls, f), join(data, cls, f));
+    }
+    const train = (backend: string) => vpt({}, 'train', '--backend', backend, '--backbone', TINY, '--data', data, '--out', join(tmp, `${backend}.safetensors`),
+      '--epochs', '2', '--batch', '4', '--prompts', '2', '--val-split', '0', '--json');
+    const g = train('webgpu'), w = train('wasm');
+    expect(g.code, g.err).toBe(0);
+    expect(w.code, w.err).toBe(0);
+    const gj = JSON.parse(g.out), wj = JSON.parse(w.out);
+    expect(gj.backend).toBe('webgpu (google swiftshader)');
+    expect(g.err).toContain('backend webgpu (google swiftshader)');
+    const losses = (j: { history: { loss: number }[] }) => j.history.map((h) => h.loss);
+    expect(losses(gj)).toHaveLength(2);
+    expect(relErr(losses(gj), losses(wj))).toBeLessThan(1e-4);
+  }, 480_000);
+
+  it('says what is missing when Dawn finds no Vulkan driver', () => {
+    const r = vpt({ VK_ICD_FILENAMES: join(tmp, 'no-such-driver.json') }, 'inspect', '--backend', 'webgpu', join(FIX, 'backbone.npz'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/error: no WebGPU adapter: Dawn found no usable Vulkan driver .* use --backend wasm/);
+  }, 60_000);
+});
