@@ -44,7 +44,7 @@ export async function useBackend(name: NodeBackend, threads?: number): Promise<s
   return tf.getBackend();
 }
 
-/** The backend in use, as logs and summaries name it: `wasm (2 threads)`, `webgpu (nvidia hopper)`, `cpu`. */
+/** The backend in use, as logs and summaries name it: `wasm (2 threads)`, `webgpu (nvidia-h200)`, `cpu`. */
 export function describeBackend(): string {
   const name = tf.getBackend();
   if (name === 'webgpu') return `webgpu (${webgpuAdapter()})`;

@@ -12,7 +12,7 @@ interface DawnModule { create(flags: string[]): DawnGpu; globals: Record<string,
 
 let adapterLabel = '';
 
-/** What the webgpu backend runs on, e.g. `nvidia hopper`; empty before `startNodeWebGPU`. */
+/** What the webgpu backend runs on, e.g. `nvidia-h200` or `google swiftshader`; empty before `startNodeWebGPU`. */
 export function webgpuAdapter(): string {
   return adapterLabel;
 }

@@ -64,6 +64,13 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     expect(relErr(losses(gj), losses(wj))).toBeLessThan(1e-4);
   }, 480_000);
 
+  it('stops with the GPU\'s own message when the GPU reports an error, instead of computing on', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(__dirname, 'webgpu-error-child.ts')], { encoding: 'utf8', timeout: 60_000, env, cwd: resolve(__dirname, '../..') });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^error: the GPU reported an error: Buffer usages must not be 0\.; stopping/m);
+    expect(r.stdout).not.toContain('still running');
+  }, 60_000);
+
   it('says what is missing when Dawn finds no Vulkan driver', () => {
     const r = vpt({ VK_ICD_FILENAMES: join(tmp, 'no-such-driver.json') }, 'inspect', '--backend', 'webgpu', join(FIX, 'backbone.npz'));
     expect(r.code).toBe(1);
