@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { attention } from './attention';
 import type { ViTConfig } from './config';
-import { FrozenLinear, frozenLayerNorm, gelu, layerNorm } from './ops';
+import { FrozenLinear, frozenLayerNorm, gelu, GELU_CONSTANTS, holdScalars, layerNorm } from './ops';
 import type { ViTWeights } from './weights';
 
 interface Block {
@@ -90,7 +90,10 @@ export class FrozenViT {
     }));
     this.normG = v(w.normG);
     this.normB = v(w.normB);
+    this.releaseScalars = holdScalars([...GELU_CONSTANTS, c.layerNormEps, 1 / Math.sqrt(d / c.numHeads)]);
   }
+
+  private readonly releaseScalars: () => void;
 
   /** The frozen parts of block i, for protocols that replace some of them. */
   frozenBlock(i: number): BlockParts {
@@ -192,5 +195,6 @@ export class FrozenViT {
     this.patch.dispose();
     for (const b of this.blocks) { b.qkv.dispose(); b.out.dispose(); b.fc1.dispose(); b.fc2.dispose(); }
     for (const t of this.owned) t.dispose();
+    this.releaseScalars();
   }
 }

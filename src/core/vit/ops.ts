@@ -1,12 +1,49 @@
 /** The ViT's building blocks as tfjs ops, smallest first (read bottom-up). */
 import * as tf from '@tensorflow/tfjs';
 
+/**
+ * Scalar constants held as tensors while a model lives. A plain number in a
+ * tfjs op becomes a new scalar tensor on every call, and on webgpu each one is
+ * uploaded through a freshly created buffer: about 110 per training step, a
+ * sixth of a small step's host time on a real GPU. Reference-counted per value,
+ * so several models share them and the last to go disposes them.
+ */
+const held = new Map<number, { t: tf.Scalar; refs: number }>();
+
+/** Keeps scalars for `values` until the returned function is called (once). */
+export function holdScalars(values: number[]): () => void {
+  const vs = [...new Set(values)];
+  for (const v of vs) {
+    const e = held.get(v);
+    if (e) e.refs++;
+    else held.set(v, { t: tf.keep(tf.scalar(v)), refs: 1 });
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    for (const v of vs) {
+      const e = held.get(v)!;
+      if (--e.refs === 0) { e.t.dispose(); held.delete(v); }
+    }
+  };
+}
+
+/** The held scalar for `v`, else `v` itself (tfjs makes a temporary one). */
+export function constant(v: number): tf.Scalar | number {
+  const e = held.get(v);
+  return e && !e.t.isDisposed ? e.t : v;
+}
+
+/** GELU's constants, for holdScalars. */
+export const GELU_CONSTANTS = [Math.SQRT1_2, 0.5, -0.5, 1, 1 / Math.sqrt(2 * Math.PI)];
+
 /** LayerNorm over the last axis with biased variance, as torch.nn.LayerNorm (differentiable in x, g and b). */
 export function layerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
   const mean = tf.mean(x, -1, true);
   const xc = tf.sub(x, mean);
   const variance = tf.mean(tf.square(xc), -1, true);
-  return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, eps))), g), b);
+  return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, constant(eps)))), g), b);
 }
 
 /**
@@ -20,7 +57,7 @@ export function layerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: num
 export function frozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
   const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
     const xc = tf.sub(xx, tf.mean(xx, -1, true));
-    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), eps));
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), constant(eps)));
     const xh = tf.mul(xc, r);
     save([xh, r]);
     return {
@@ -41,19 +78,19 @@ export function frozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, ep
  * version differentiates erf through five more full-size kernels and copies.
  */
 export const gelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
-  const cdf = tf.add(tf.mul(tf.erf(tf.mul(x, Math.SQRT1_2)), 0.5), 0.5); // Phi(x)
+  const cdf = tf.add(tf.mul(tf.erf(tf.mul(x, constant(Math.SQRT1_2))), constant(0.5)), constant(0.5)); // Phi(x)
   save([x, cdf]);
   return {
     value: tf.mul(x, cdf),
     // In a tidy: the engine calls a custom gradient outside its per-node tidy, so its temporaries
     // (six [B*T, mlp] tensors here) would otherwise live until the whole backward pass ends.
     gradFunc: (dy: tf.Tensor, [sx, scdf]: tf.Tensor[]) => tf.tidy(() => {
-      const a = tf.mul(tf.square(sx), -0.5);
+      const a = tf.mul(tf.square(sx), constant(-0.5));
       // sqrt(2 pi) phi(x) = exp(-x^2 / 2). tfjs-wasm's Exp is a scalar loop (20 ms on [1656, 768],
       // 7% of a ViT-Ti step); its Elu is XNNPACK's vectorised, threaded kernel (6 ms), and for
       // a <= 0, exp(a) = elu(a) + 1, within 1e-7 of exp (tests/unit/kernels.test.ts).
-      const pdf = tf.getBackend() === 'wasm' ? tf.add(tf.elu(a), 1) : tf.exp(a);
-      return tf.mul(dy, tf.add(scdf, tf.mul(tf.mul(sx, 1 / Math.sqrt(2 * Math.PI)), pdf)));
+      const pdf = tf.getBackend() === 'wasm' ? tf.add(tf.elu(a), constant(1)) : tf.exp(a);
+      return tf.mul(dy, tf.add(scdf, tf.mul(tf.mul(sx, constant(1 / Math.sqrt(2 * Math.PI))), pdf)));
     }),
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
