@@ -8,23 +8,30 @@ import * as tf from '@tensorflow/tfjs';
  * sixth of a small step's host time on a real GPU. Reference-counted per value,
  * so several models share them and the last to go disposes them.
  */
-const held = new Map<number, { t: tf.Scalar; refs: number }>();
+interface Held { t: tf.Scalar; refs: number; engine: object }
+const held = new Map<number, Held>();
+// An engine reset (the studio's rebuild after a lost GPU device) drops every tensor without
+// disposing it: an entry made before it is dead, and is replaced, never reused.
+const engineState = () => (tf.engine() as unknown as { state: object }).state;
+const alive = (e: Held) => e.engine === engineState() && !e.t.isDisposed;
 
 /** Keeps scalars for `values` until the returned function is called (once). */
 export function holdScalars(values: number[]): () => void {
-  const vs = [...new Set(values)];
-  for (const v of vs) {
-    const e = held.get(v);
-    if (e) e.refs++;
-    else held.set(v, { t: tf.keep(tf.scalar(v)), refs: 1 });
+  const mine: [number, Held][] = [];
+  for (const v of new Set(values)) {
+    let e = held.get(v);
+    if (!e || !alive(e)) held.set(v, (e = { t: tf.keep(tf.scalar(v)), refs: 0, engine: engineState() }));
+    e.refs++;
+    mine.push([v, e]);
   }
   let released = false;
   return () => {
     if (released) return;
     released = true;
-    for (const v of vs) {
-      const e = held.get(v)!;
-      if (--e.refs === 0) { e.t.dispose(); held.delete(v); }
+    for (const [v, e] of mine) {
+      if (--e.refs > 0) continue;
+      if (alive(e)) e.t.dispose();
+      if (held.get(v) === e) held.delete(v);
     }
   };
 }
@@ -32,7 +39,7 @@ export function holdScalars(values: number[]): () => void {
 /** The held scalar for `v`, else `v` itself (tfjs makes a temporary one). */
 export function constant(v: number): tf.Scalar | number {
   const e = held.get(v);
-  return e && !e.t.isDisposed ? e.t : v;
+  return e && alive(e) ? e.t : v;
 }
 
 /** GELU's constants, for holdScalars. */
