@@ -5,6 +5,7 @@
  * backend, and the same shaders, as the studio in the browser, on a real GPU.
  */
 import * as tf from '@tensorflow/tfjs';
+import { watchWebgpuDevice } from '../core/webgpu-watch';
 
 interface DawnAdapter { info?: { vendor?: string; architecture?: string; description?: string; device?: string } }
 interface DawnGpu { requestAdapter(o?: { powerPreference?: string }): Promise<DawnAdapter | null> }
@@ -47,14 +48,9 @@ export async function startNodeWebGPU(): Promise<string> {
   return adapterLabel;
 }
 
-/**
- * tfjs installs no error listener on its device: without one a failed dispatch (out of GPU
- * memory, say) reads back zeros and training goes on with garbage. Stop with the GPU's own
- * words instead; `onError` is told first so a CLI can say what it had saved.
- */
+/** Stop on a GPU fault with the GPU's own words (src/core/webgpu-watch.ts says why a listener is needed). */
 export function watchNodeDevice(onError: (message: string) => void): void {
-  const dev = (tf.backend() as unknown as { device?: { addEventListener(t: string, f: (e: { error: { message: string } }) => void): void; lost?: Promise<{ reason?: string; message: string }> } }).device;
-  if (!dev) return;
-  dev.addEventListener('uncapturederror', (e) => onError(`the GPU reported an error: ${e.error.message.split('\n')[0]}`));
-  void dev.lost?.then((info) => { if (info.reason !== 'destroyed') onError(`the GPU device was lost: ${info.message || 'no reason given'}`); });
+  watchWebgpuDevice((f) => onError(f.kind === 'error'
+    ? `the GPU reported an error: ${f.message.split('\n')[0]}`
+    : `the GPU device was lost: ${f.message || 'no reason given'}`));
 }

@@ -9,6 +9,7 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { installWasmKernels } from '../core/vit/wasm-kernels';
+import { watchWebgpuDevice } from '../core/webgpu-watch';
 import type { BackendInfo, BackendName } from './protocol';
 
 const CHAIN: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
@@ -31,15 +32,8 @@ async function webgpuProbe(): Promise<{ adapter: string; limits: Record<string, 
   return { adapter: name, limits };
 }
 
-/** tfjs installs no listener: without one a failed dispatch silently reads back zeros. */
 function watchDevice(onError: (msg: string) => void): void {
-  const backend = tf.backend() as unknown as { device?: { addEventListener(t: string, f: (e: { error: { message: string } }) => void): void; lost?: Promise<{ message: string }> } };
-  const dev = backend.device;
-  if (!dev) return;
-  // Only the device in use counts: a replaced device's late `lost` must not stop the new run.
-  const current = () => (tf.backend() as unknown as { device?: unknown }).device === dev;
-  dev.addEventListener('uncapturederror', (e) => { if (current()) onError(`WebGPU error: ${e.error.message}`); });
-  dev.lost?.then((info) => { if (current()) onError(`WebGPU device lost: ${info.message}`); });
+  watchWebgpuDevice((f) => onError(f.kind === 'error' ? `WebGPU error: ${f.message}` : `WebGPU device lost: ${f.message}`));
 }
 
 /**
