@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from '../core/vit/wasm-kernels';
+import { installWebgpuKernels } from '../core/vit/webgpu-kernels';
 import { startNodeWebGPU, watchNodeDevice, webgpuAdapter } from './webgpu';
 import { defaultWasmThreads, MAX_WASM_THREADS, setWasmThreads, wasmThreads } from './wasm-threads';
 
@@ -16,6 +17,7 @@ export type NodeBackend = 'wasm' | 'cpu' | 'webgpu';
 export async function useBackend(name: NodeBackend, threads?: number): Promise<string> {
   // tfjs prints a hint about tfjs-node on first use; it is noise on a CLI's stderr.
   installWasmKernels();
+  installWebgpuKernels();
   const n = name === 'wasm' ? resolveThreads(threads) : 1;
   if (name === 'wasm') setWasmThreads(n);
   if (name === 'webgpu') await startNodeWebGPU();

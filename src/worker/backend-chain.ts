@@ -9,6 +9,7 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { installWasmKernels } from '../core/vit/wasm-kernels';
+import { installWebgpuKernels } from '../core/vit/webgpu-kernels';
 import { watchWebgpuDevice } from '../core/webgpu-watch';
 import type { BackendInfo, BackendName } from './protocol';
 
@@ -62,6 +63,7 @@ export async function restartBackend(onError: (msg: string) => void): Promise<vo
 
 export async function startBackend(prefer: BackendName | undefined, onDeviceError: (msg: string) => void): Promise<BackendInfo> {
   installWasmKernels();
+  installWebgpuKernels();
   setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded });
   const fallbacks: BackendInfo['fallbacks'] = [];
   const order = prefer ? [prefer, ...CHAIN.filter((b) => b !== prefer)] : CHAIN;

@@ -71,6 +71,25 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     expect(r.stdout).not.toContain('still running');
   }, 60_000);
 
+  it('fused WGSL kernels (LayerNorm, GELU, scaled softmax) match the plain ops to 1e-5, forward and gradient, and leak nothing', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(__dirname, 'webgpu-fused-child.ts')], { encoding: 'utf8', timeout: 120_000, env, cwd: resolve(__dirname, '../..') });
+    expect(r.status, r.stderr).toBe(0);
+    const { fused, model, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(fused).toBe(true);
+    expect(Object.keys(ops)).toHaveLength(7);
+    for (const [name, o] of Object.entries(ops) as [string, { value: number; grad: number; kernels: string[]; leaked: number }][]) {
+      expect(o.value, name).toBeLessThan(1e-5);
+      expect(o.grad, name).toBeLessThan(1e-5);
+      expect(o.leaked, name).toBe(0);
+      // The fused forward and backward kernels really ran (one dispatch each).
+      expect(o.kernels, name).toHaveLength(2);
+    }
+    // A whole VPT-deep gradient on the fixture ViT, fused against plain on the same GPU.
+    expect(model.loss).toBeLessThan(1e-5);
+    expect(model.prompts).toBeLessThan(1e-5);
+    expect(model.leaked).toBe(0);
+  }, 120_000);
+
   it('says what is missing when Dawn finds no Vulkan driver', () => {
     const r = vpt({ VK_ICD_FILENAMES: join(tmp, 'no-such-driver.json') }, 'inspect', '--backend', 'webgpu', join(FIX, 'backbone.npz'));
     expect(r.code).toBe(1);

@@ -16,7 +16,7 @@
  * agree to float rounding (tests/unit/attention.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { constant } from './ops';
+import { scaledSoftmax } from './ops';
 
 /** The batched form: what every backend but wasm runs. */
 export function batchedAttention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
@@ -26,7 +26,7 @@ export function batchedAttention(qkv: tf.Tensor2D, B: number, H: number): tf.Ten
   // One split, not three slices: its gradient is one concat, where each slice's is a zero-padded
   // copy of the whole [B, 3H, T, hd] tensor, then two adds of them.
   const [q, k, v] = tf.split(x, 3, 1);
-  const att = tf.softmax(tf.mul(tf.matMul(q, k, false, true), constant(1 / Math.sqrt(hd)))); // [B, H, T, T]
+  const att = scaledSoftmax(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)); // [B, H, T, T]
   return tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [BT, d]) as tf.Tensor2D;
 }
 

@@ -1,5 +1,6 @@
 /** The ViT's building blocks as tfjs ops, smallest first (read bottom-up). */
 import * as tf from '@tensorflow/tfjs';
+import { fusedKernels, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, runFused, SCALED_SOFTMAX, SCALED_SOFTMAX_GRAD } from './webgpu-kernels';
 
 /**
  * Scalar constants held as tensors while a model lives. A plain number in a
@@ -62,6 +63,23 @@ export function layerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: num
  * this takes 8, and computes no unused dg, db.
  */
 export function frozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
+  return fusedKernels() ? fusedFrozenLayerNorm(x, g, b, eps) : plainFrozenLayerNorm(x, g, b, eps);
+}
+
+/** frozenLayerNorm as two WGSL kernels (webgpu-kernels.ts); the backward pass recomputes the row statistics from x. */
+function fusedFrozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
+  const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([xx]);
+    return {
+      value: runFused(LAYER_NORM, { xIn: xx, gamma: g, beta: b }, { eps }),
+      gradFunc: (dy: tf.Tensor, [sx]: tf.Tensor[]) => runFused(LAYER_NORM_GRAD, { xIn: sx, gamma: g, dyIn: dy }, { eps }),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x) as tf.Tensor;
+}
+
+/** frozenLayerNorm in tfjs ops: every backend but webgpu, and the reference the fused kernels are tested against. */
+export function plainFrozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
   const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
     const xc = tf.sub(xx, tf.mean(xx, -1, true));
     const r = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), constant(eps)));
@@ -84,7 +102,7 @@ export function frozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, ep
  * x Phi(x), with its gradient written out, Phi(x) + x phi(x). The tape's
  * version differentiates erf through five more full-size kernels and copies.
  */
-export const gelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+export const plainGelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   const cdf = tf.add(tf.mul(tf.erf(tf.mul(x, constant(Math.SQRT1_2))), constant(0.5)), constant(0.5)); // Phi(x)
   save([x, cdf]);
   return {
@@ -101,6 +119,35 @@ export const gelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
     }),
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
+
+/** GELU as two WGSL kernels; the backward pass recomputes Phi(x) from x. */
+const fusedGelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x]);
+  return {
+    value: runFused(GELU, { xIn: x }),
+    gradFunc: (dy: tf.Tensor, [sx]: tf.Tensor[]) => runFused(GELU_GRAD, { xIn: sx, dyIn: dy }),
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
+
+/** Exact GELU: fused kernels on webgpu, plainGelu elsewhere. */
+export const gelu = (x: tf.Tensor): tf.Tensor => (fusedKernels() ? fusedGelu(x) : plainGelu(x));
+
+/** softmax(z scale) over the last axis, as attention scores are normalised. */
+export function scaledSoftmax(z: tf.Tensor, scale: number): tf.Tensor {
+  return fusedKernels() ? fusedScaledSoftmax(z, scale) : tf.softmax(tf.mul(z, constant(scale)));
+}
+
+function fusedScaledSoftmax(z: tf.Tensor, scale: number): tf.Tensor {
+  const f = tf.customGrad(((zz: tf.Tensor, save: tf.GradSaveFunc) => {
+    const p = runFused(SCALED_SOFTMAX, { zIn: zz }, { scale });
+    save([p]);
+    return {
+      value: p,
+      gradFunc: (dp: tf.Tensor, [sp]: tf.Tensor[]) => runFused(SCALED_SOFTMAX_GRAD, { pIn: sp, dpIn: dp }, { scale }),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(z) as tf.Tensor;
+}
 
 /**
  * A frozen linear layer y = x W + b on 2-D x. W is constant, so the only

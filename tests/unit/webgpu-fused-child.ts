@@ -1,0 +1,102 @@
+// Child process for webgpu-fused.test.ts (Dawn needs its Vulkan environment when the process starts):
+// the fused WGSL kernels against the plain tfjs ops on the same webgpu backend, forward and gradient,
+// then a whole VPT-deep gradient on the fixture backbone both ways. Prints one JSON object.
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '../../src/cli/backend';
+import { nchwToNhwc } from '../../src/core/image/layout';
+import { Rng } from '../../src/core/train/rng';
+import { vptGradients, type HostBatch } from '../../src/core/train/step';
+import { disposeVars, initVpt, toVars } from '../../src/core/tuning/vpt';
+import { loadBackbone } from '../../src/core/vit/load';
+import { FrozenViT } from '../../src/core/vit/model';
+import { frozenLayerNorm, gelu, plainFrozenLayerNorm, plainGelu, scaledSoftmax } from '../../src/core/vit/ops';
+import { fusedKernels, setFusedKernels } from '../../src/core/vit/webgpu-kernels';
+import { readSafetensors } from '../../src/core/io/safetensors';
+
+await useBackend('webgpu');
+const out: Record<string, unknown> = { fused: fusedKernels() };
+
+function relErr(a: ArrayLike<number>, e: ArrayLike<number>): number {
+  if (a.length !== e.length) return Infinity;
+  let err = 0, mag = 0;
+  for (let i = 0; i < e.length; i++) { err = Math.max(err, Math.abs(a[i] - e[i])); mag = Math.max(mag, Math.abs(e[i])); }
+  return err / (mag || 1);
+}
+
+/** Value and input gradient of sum(f(x) w), for a fixed random w. */
+async function valueAndGrad(f: (x: tf.Tensor) => tf.Tensor, x: tf.Tensor, w: tf.Tensor) {
+  const { value, grad } = tf.valueAndGrad((xx: tf.Tensor) => tf.sum(tf.mul(f(xx), w)))(x);
+  const y = tf.tidy(() => f(x));
+  const r = { y: await y.data(), dx: await grad.data(), loss: (await value.data())[0] };
+  tf.dispose([value, grad, y]);
+  return r;
+}
+
+/**
+ * The fused op on webgpu against the plain one on cpu: the largest relative error of the value and
+ * of the gradient. The reference runs on cpu because tfjs's own webgpu Softmax writes out of bounds
+ * past 65 535 rows (the last value comes out wrong), which the fused kernel must not copy.
+ */
+type Op = (x: tf.Tensor, ...params: tf.Tensor[]) => tf.Tensor;
+async function compare(name: string, fused: Op, plain: Op, shape: number[], spread = 2, params: Float32Array[] = []) {
+  const host = tf.tidy(() => [tf.mul(tf.randomNormal(shape, 0.3, 1, 'float32', 7), spread), tf.randomNormal(shape, 0, 1, 'float32', 8)]);
+  const [xs, ws] = await Promise.all(host.map((t) => t.data()));
+  tf.dispose(host);
+  const x = tf.tensor(xs, shape), w = tf.tensor(ws, shape), p = params.map((v) => tf.tensor1d(v));
+  const before = tf.memory().numTensors;
+  const profile = await tf.profile(async () => { await valueAndGrad((xx) => fused(xx, ...p), x, w); });
+  const a = await valueAndGrad((xx) => fused(xx, ...p), x, w);
+  const leaked = tf.memory().numTensors - before;
+  tf.dispose([x, w, ...p]);
+  await tf.setBackend('cpu');
+  const xc = tf.tensor(xs, shape), wc = tf.tensor(ws, shape), pc = params.map((v) => tf.tensor1d(v));
+  const b = await valueAndGrad((xx) => plain(xx, ...pc), xc, wc);
+  tf.dispose([xc, wc, ...pc]);
+  await tf.setBackend('webgpu');
+  out[name] = { value: relErr(a.y, b.y), grad: relErr(a.dx, b.dx), kernels: profile.kernelNames.filter((k) => k.startsWith('Vpt')), leaked };
+}
+
+const eps = 1e-6;
+// The last shape has more than 65 535 rows: tfjs folds such a dispatch into 2-D.
+for (const shape of [[3, 17, 48], [2, 5, 200], [66000, 4]]) {
+  const n = shape[shape.length - 1];
+  const g = Float32Array.from({ length: n }, (_, i) => 1 + 0.3 * Math.sin(i)), b = Float32Array.from({ length: n }, (_, i) => 0.2 * Math.cos(3 * i));
+  const ln = (f: typeof frozenLayerNorm): Op => (x, gg, bb) => f(x, gg as tf.Tensor1D, bb as tf.Tensor1D, eps);
+  await compare(`layerNorm ${shape.join('x')}`, ln(frozenLayerNorm), ln(plainFrozenLayerNorm), shape, 2, [g, b]);
+}
+await compare('gelu 5x333', gelu, plainGelu, [5, 333], 3);
+const plainSoftmax = (s: number) => (x: tf.Tensor) => tf.softmax(tf.mul(x, s));
+for (const [shape, s] of [[[2, 3, 19, 19], 0.125], [[4, 300], 0.5], [[66000, 3], 0.25]] as const) {
+  await compare(`scaledSoftmax ${shape.join('x')}`, (x) => scaledSoftmax(x, s), plainSoftmax(s), [...shape], 4);
+}
+
+// A whole VPT-deep gradient on the fixture's tiny random ViT, fused and plain, and the official one.
+const FIX = resolve(import.meta.dirname, '../../../shared/fixtures/vpt-reference');
+const bb = await loadBackbone({ name: join(FIX, 'backbone.npz'), bytes: readFileSync(join(FIX, 'backbone.npz')) });
+const model = new FrozenViT(bb.weights);
+model.prepareBackward();
+const cases = readSafetensors(readFileSync(join(FIX, 'case.safetensors')), 'case.safetensors').tensors;
+const img = cases.get('input.images_nchw')!;
+const [B, C, H, W] = img.shape;
+const batch: HostBatch = {
+  inputs: nchwToNhwc(img.data as Float32Array, B, C, H, W), rowShape: [H, W, C], labels: Int32Array.from(cases.get('input.labels')!.data),
+  weights: new Float32Array(B).fill(1), size: B,
+};
+const vars = toVars(initVpt(bb.weights.config, 'deep', 4, 5, new Rng(1)));
+const grads = async () => {
+  const r = vptGradients(model, vars, batch, { microBatch: B, promptDropout: 0, rng: new Rng(0) });
+  const v = { loss: await r.loss.data(), prompts: await r.grads.get('prompts')!.data() };
+  r.loss.dispose(); r.correct.dispose(); r.grads.forEach((g) => g.dispose());
+  return v;
+};
+const before = tf.memory().numTensors;
+const f = await grads();
+setFusedKernels(false);
+const p = await grads();
+setFusedKernels(true);
+out.model = { loss: relErr(f.loss, p.loss), prompts: relErr(f.prompts, p.prompts), leaked: tf.memory().numTensors - before };
+disposeVars(vars);
+model.dispose();
+console.log(JSON.stringify(out));
