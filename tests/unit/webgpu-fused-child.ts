@@ -8,7 +8,7 @@ import { useBackend } from '../../src/cli/backend';
 import { nchwToNhwc } from '../../src/core/image/layout';
 import { Rng } from '../../src/core/train/rng';
 import { vptGradients, type HostBatch } from '../../src/core/train/step';
-import { disposeVars, initVpt, toVars } from '../../src/core/tuning/vpt';
+import { disposeVars, initVpt, promptHook, toVars } from '../../src/core/tuning/vpt';
 import { loadBackbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
 import { frozenLayerNorm, gelu, plainFrozenLayerNorm, plainGelu, scaledSoftmax } from '../../src/core/vit/ops';
@@ -71,6 +71,34 @@ const plainSoftmax = (s: number) => (x: tf.Tensor) => tf.softmax(tf.mul(x, s));
 for (const [shape, s] of [[[2, 3, 19, 19], 0.125], [[4, 300], 0.5], [[66000, 3], 0.25]] as const) {
   await compare(`scaledSoftmax ${shape.join('x')}`, (x) => scaledSoftmax(x, s), plainSoftmax(s), [...shape], 4);
 }
+
+/** VPT's prompt insert (layer 0) and overwrite (later layers): value and the gradients to tokens and prompts. */
+async function comparePrompts(name: string, B: number, T: number, L: number, p: number, d: number, layer: number) {
+  const Tout = layer === 0 ? T + p : T;
+  const host = tf.tidy(() => [tf.randomNormal([B, T, d], 0, 1, 'float32', 11), tf.randomNormal([L, p, d], 0, 1, 'float32', 12), tf.randomNormal([B, Tout, d], 0, 1, 'float32', 13)]);
+  const [xs, ps, ws] = await Promise.all(host.map((t) => t.data()));
+  tf.dispose(host);
+  const run = async () => {
+    const x = tf.tensor3d(xs as Float32Array, [B, T, d]), P = tf.tensor3d(ps as Float32Array, [L, p, d]), w = tf.tensor3d(ws as Float32Array, [B, Tout, d]);
+    const before = tf.memory().numTensors;
+    const f = (xx: tf.Tensor, pp: tf.Tensor) => promptHook(pp)(xx as tf.Tensor3D, layer);
+    const profile = await tf.profile(async () => { tf.dispose(tf.grads((xx: tf.Tensor, pp: tf.Tensor) => tf.sum(tf.mul(f(xx, pp), w)))([x, P])); });
+    const [gx, gp] = tf.grads((xx: tf.Tensor, pp: tf.Tensor) => tf.sum(tf.mul(f(xx, pp), w)))([x, P]);
+    const y = tf.tidy(() => f(x, P));
+    const r = { y: await y.data(), gx: await gx.data(), gp: await gp.data(), kernels: profile.kernelNames.filter((k) => k.startsWith('Vpt')) };
+    tf.dispose([gx, gp, y]);
+    const leaked = tf.memory().numTensors - before;
+    tf.dispose([x, P, w]);
+    return { ...r, leaked };
+  };
+  const a = await run();
+  await tf.setBackend('cpu');
+  const b = await run();
+  await tf.setBackend('webgpu');
+  out[name] = { value: relErr(a.y, b.y), grad: Math.max(relErr(a.gx, b.gx), relErr(a.gp, b.gp)), kernels: a.kernels, leaked: a.leaked };
+}
+await comparePrompts('prompts insert 3x5x6', 3, 5, 4, 2, 6, 0);
+await comparePrompts('prompts overwrite 3x7x6', 3, 7, 4, 2, 6, 2);
 
 // A whole VPT-deep gradient on the fixture's tiny random ViT, fused and plain, and the official one.
 const FIX = resolve(import.meta.dirname, '../../../shared/fixtures/vpt-reference');

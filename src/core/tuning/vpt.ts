@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../train/rng';
 import type { ViTConfig } from '../vit/config';
 import type { FrozenViT, TokenHook } from '../vit/model';
+import { fusedKernels, PROMPT_SET, PROMPT_SET_GRAD_P, PROMPT_SET_GRAD_X, runFused } from '../vit/webgpu-kernels';
 import { headParams } from './head';
 import { uniform } from './params';
 
@@ -103,6 +104,7 @@ export function promptHook(prompts: tf.Tensor, mask?: (layer: number, B: number)
   const [Lp, p, d] = prompts.shape as [number, number, number];
   return (x, layer) => {
     if (layer >= Lp) return x;
+    if (!mask && fusedKernels()) return fusedPromptSet(x, prompts, layer);
     const [B, T] = x.shape;
     const pi = tf.slice(prompts, [layer, 0, 0], [1, p, d]) as tf.Tensor3D; // [1, p, d]
     // Broadcast by adding zeros rather than tf.tile: tfjs's Tile gradient is a loop of B slices
@@ -114,6 +116,17 @@ export function promptHook(prompts: tf.Tensor, mask?: (layer: number, B: number)
     const rest = layer === 0 ? tf.slice(x, [0, 1, 0], [B, T - 1, d]) : tf.slice(x, [0, 1 + p, 0], [B, T - 1 - p, d]);
     return tf.concat([cls, pr, rest], 1) as tf.Tensor3D; // [B, 1 + p + N, d]
   };
+}
+
+/** promptHook's insert or overwrite as one WGSL kernel, and its two gradients as one each (webgpu-kernels.ts). */
+function fusedPromptSet(x: tf.Tensor3D, prompts: tf.Tensor, layer: number): tf.Tensor3D {
+  const [L, p] = prompts.shape;
+  const attrs = { layer, insert: layer === 0 ? 1 : 0, L, p, tIn: x.shape[1] };
+  const f = tf.customGrad(((xx: tf.Tensor, pp: tf.Tensor) => ({
+    value: runFused(PROMPT_SET, { xIn: xx, pIn: pp }, attrs),
+    gradFunc: (dy: tf.Tensor) => [runFused(PROMPT_SET_GRAD_X, { dyIn: dy }, attrs), runFused(PROMPT_SET_GRAD_P, { dyIn: dy }, attrs)],
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x, prompts) as tf.Tensor3D;
 }
 
 /** Final-LayerNorm [CLS] features with prompts, [B, d]. Call inside tidy or a gradient function. */

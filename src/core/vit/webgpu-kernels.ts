@@ -44,6 +44,9 @@ export const GELU = 'VptGelu';
 export const GELU_GRAD = 'VptGeluGrad';
 export const SCALED_SOFTMAX = 'VptScaledSoftmax';
 export const SCALED_SOFTMAX_GRAD = 'VptScaledSoftmaxGrad';
+export const PROMPT_SET = 'VptPromptSet';
+export const PROMPT_SET_GRAD_X = 'VptPromptSetGradX';
+export const PROMPT_SET_GRAD_P = 'VptPromptSetGradP';
 
 const flat = (shape: number[]) => ({ x: shape.map((_, i) => i) });
 
@@ -164,7 +167,8 @@ const ERF = `
       + ${tf.backend_util.ERF_A2}) * t + ${tf.backend_util.ERF_A1}) * t * exp(-a * a));
   }`;
 
-function elementwise(name: string, names: string[], shape: number[], expr: string): Program {
+/** One invocation per output value; `code` sees `index` (in bounds) and the program's uniforms. */
+function elementwise(name: string, names: string[], shape: number[], code: string, uniforms?: string): Program {
   const wg = 64;
   return {
     variableNames: names,
@@ -174,12 +178,11 @@ function elementwise(name: string, names: string[], shape: number[], expr: strin
     dispatch: [Math.ceil(tf.util.sizeFromShape(shape) / wg), 1, 1],
     workgroupSize: [wg, 1, 1],
     size: true,
-    getUserCode: () => `${ERF}
+    uniforms,
+    getUserCode: () => `${code.includes('erfApprox') ? ERF : ''}
   fn main(index : i32) {
     if (index < uniforms.size) {
-      let a = xIn[index];
-      let cdf = erfApprox(a * ${Math.SQRT1_2}) * 0.5 + 0.5;
-      ${expr}
+      ${code}
     }
   }`,
   };
@@ -202,9 +205,52 @@ function rowKernel(name: string, names: string[], T: string, body: (wg: number) 
   };
 }
 
-function elementKernel(name: string, names: string[], expr: string) {
+function geluKernel(name: string, names: string[], expr: string) {
+  const code = `let a = xIn[index];
+      let cdf = erfApprox(a * ${Math.SQRT1_2}) * 0.5 + 0.5;
+      ${expr}`;
   return ({ inputs, backend }: Args): tf.TensorInfo =>
-    (backend as WebGPUBackendLike).runWebGPUProgram(elementwise(name, names, inputs.xIn.shape, expr), names.map((n) => inputs[n]), 'float32');
+    (backend as WebGPUBackendLike).runWebGPUProgram(elementwise(name, names, inputs.xIn.shape, code), names.map((n) => inputs[n]), 'float32');
+}
+
+/**
+ * VPT's prompt slots: tokens [B, T, d] and every layer's prompts [L, p, d] to
+ * [CLS], layer `layer`'s p prompts, then the rest; `insert` (layer 0) puts
+ * them before the patch tokens, else they overwrite tokens 1..p. Forward is
+ * one kernel where tfjs ops take six (slices, a broadcast, a concat); the
+ * gradient to the tokens and to the prompts one each, where the tape takes
+ * about nine (a split, pads, a sum over the batch, adds).
+ */
+const PROMPT_UNIFORMS = 'layer : i32, p : i32, shift : i32, tIn : i32, tOut : i32, d : i32, batch : i32,';
+const promptCode = {
+  // out [B, tOut, d]
+  set: `let c = index % uniforms.d; let t = (index / uniforms.d) % uniforms.tOut; let b = index / (uniforms.d * uniforms.tOut);
+      if (t == 0) { result[index] = xIn[b * uniforms.tIn * uniforms.d + c]; }
+      else if (t <= uniforms.p) { result[index] = pIn[(uniforms.layer * uniforms.p + t - 1) * uniforms.d + c]; }
+      else { result[index] = xIn[(b * uniforms.tIn + t - uniforms.shift) * uniforms.d + c]; }`,
+  // out [B, tIn, d]: the tokens' gradient; overwritten slots get none
+  gradX: `let c = index % uniforms.d; let t = (index / uniforms.d) % uniforms.tIn; let b = index / (uniforms.d * uniforms.tIn);
+      if (uniforms.shift == 0 && t >= 1 && t <= uniforms.p) { result[index] = 0.0; }
+      else { let ts = select(t + uniforms.shift, 0, t == 0); result[index] = dyIn[(b * uniforms.tOut + ts) * uniforms.d + c]; }`,
+  // out [L, p, d]: the prompts' gradient, summed over the batch, zero for the other layers
+  gradP: `let c = index % uniforms.d; let j = (index / uniforms.d) % uniforms.p; let l = index / (uniforms.d * uniforms.p);
+      var s = 0.0;
+      if (l == uniforms.layer) {
+        for (var b = 0; b < uniforms.batch; b++) { s += dyIn[(b * uniforms.tOut + 1 + j) * uniforms.d + c]; }
+      }
+      result[index] = s;`,
+};
+
+/** attrs: layer, insert (0 or 1), L, p (the prompts' shape) and tIn (tokens before the op). */
+function promptKernel(name: string, names: string[], code: string, out: 'tokens' | 'x' | 'prompts') {
+  return ({ inputs, attrs = {}, backend }: Args): tf.TensorInfo => {
+    const { layer, insert, L, p, tIn } = attrs;
+    const [B, , d] = inputs[names[0]].shape;
+    const shift = insert ? p : 0, tOut = tIn + shift;
+    const shape = out === 'tokens' ? [B, tOut, d] : out === 'x' ? [B, tIn, d] : [L, p, d];
+    const u: Uniform[] = [layer, p, shift, tIn, tOut, d, B].map((v) => ({ type: 'int32', data: [v] }));
+    return (backend as WebGPUBackendLike).runWebGPUProgram(elementwise(name, names, shape, code, PROMPT_UNIFORMS), names.map((n) => inputs[n]), 'float32', u);
+  };
 }
 
 const KERNELS: [string, (a: Args) => tf.TensorInfo][] = [
@@ -213,8 +259,11 @@ const KERNELS: [string, (a: Args) => tf.TensorInfo][] = [
   [SCALED_SOFTMAX, rowKernel(SCALED_SOFTMAX, ['zIn'], 'f32', softmaxBody, 'zIn')],
   [SCALED_SOFTMAX_GRAD, rowKernel(SCALED_SOFTMAX_GRAD, ['pIn', 'dpIn'], 'f32', softmaxGradBody, 'pIn')],
   // x Phi(x); dy (Phi(x) + x phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
-  [GELU, elementKernel(GELU, ['xIn'], 'result[index] = a * cdf;')],
-  [GELU_GRAD, elementKernel(GELU_GRAD, ['xIn', 'dyIn'], `result[index] = dyIn[index] * (cdf + a * ${1 / Math.sqrt(2 * Math.PI)} * exp(a * a * -0.5));`)],
+  [GELU, geluKernel(GELU, ['xIn'], 'result[index] = a * cdf;')],
+  [GELU_GRAD, geluKernel(GELU_GRAD, ['xIn', 'dyIn'], `result[index] = dyIn[index] * (cdf + a * ${1 / Math.sqrt(2 * Math.PI)} * exp(a * a * -0.5));`)],
+  [PROMPT_SET, promptKernel(PROMPT_SET, ['xIn', 'pIn'], promptCode.set, 'tokens')],
+  [PROMPT_SET_GRAD_X, promptKernel(PROMPT_SET_GRAD_X, ['dyIn'], promptCode.gradX, 'x')],
+  [PROMPT_SET_GRAD_P, promptKernel(PROMPT_SET_GRAD_P, ['dyIn'], promptCode.gradP, 'prompts')],
 ];
 
 let installed = false;
