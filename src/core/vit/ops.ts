@@ -60,23 +60,31 @@ export function layerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: num
  * dx = r (dy g - mean(dy g) - x^ mean(dy g x^)), x^ = (x - mean) r.
  * The tape's version takes about 20 kernels per norm, and on wasm every
  * Multiply gradient also copies its other operand (a same-type Cast);
- * this takes 8, and computes no unused dg, db.
+ * this takes 8, and computes no unused dg, db. On webgpu it is two fused
+ * kernels (webgpu-kernels.ts).
  */
 export function frozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
   return fusedKernels() ? fusedFrozenLayerNorm(x, g, b, eps) : plainFrozenLayerNorm(x, g, b, eps);
 }
 
-/** frozenLayerNorm as two WGSL kernels (webgpu-kernels.ts); the backward pass recomputes the row statistics from x. */
-function fusedFrozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
+/**
+ * A one-input op as two fused WGSL kernels (webgpu-kernels.ts): `forward`, and
+ * `backward` from dy and the op's saved input or output (whichever the kernel
+ * recomputes the rest from).
+ */
+function fusedPair(x: tf.Tensor, forward: (x: tf.Tensor) => tf.Tensor, backward: (saved: tf.Tensor, dy: tf.Tensor) => tf.Tensor, keep: 'input' | 'output'): tf.Tensor {
   const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([xx]);
-    return {
-      value: runFused(LAYER_NORM, { xIn: xx, gamma: g, beta: b }, { eps }),
-      gradFunc: (dy: tf.Tensor, [sx]: tf.Tensor[]) => runFused(LAYER_NORM_GRAD, { xIn: sx, gamma: g, dyIn: dy }, { eps }),
-    };
+    const y = forward(xx);
+    save([keep === 'input' ? xx : y]);
+    return { value: y, gradFunc: (dy: tf.Tensor, [s]: tf.Tensor[]) => backward(s, dy) };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x) as tf.Tensor;
 }
+
+/** frozenLayerNorm fused; the backward kernel recomputes the row statistics from x. */
+const fusedFrozenLayerNorm = (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number) => fusedPair(x,
+  (xx) => runFused(LAYER_NORM, { xIn: xx, gamma: g, beta: b }, { eps }),
+  (sx, dy) => runFused(LAYER_NORM_GRAD, { xIn: sx, gamma: g, dyIn: dy }, { eps }), 'input');
 
 /** frozenLayerNorm in tfjs ops: every backend but webgpu, and the reference the fused kernels are tested against. */
 export function plainFrozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
@@ -120,14 +128,8 @@ export const plainGelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) =>
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
 
-/** GELU as two WGSL kernels; the backward pass recomputes Phi(x) from x. */
-const fusedGelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([x]);
-  return {
-    value: runFused(GELU, { xIn: x }),
-    gradFunc: (dy: tf.Tensor, [sx]: tf.Tensor[]) => runFused(GELU_GRAD, { xIn: sx, dyIn: dy }),
-  };
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
+/** GELU fused; the backward kernel recomputes Phi(x) from x. */
+const fusedGelu = (x: tf.Tensor) => fusedPair(x, (xx) => runFused(GELU, { xIn: xx }), (sx, dy) => runFused(GELU_GRAD, { xIn: sx, dyIn: dy }), 'input');
 
 /** Exact GELU: fused kernels on webgpu, plainGelu elsewhere. */
 export const gelu = (x: tf.Tensor): tf.Tensor => (fusedKernels() ? fusedGelu(x) : plainGelu(x));
@@ -137,17 +139,10 @@ export function scaledSoftmax(z: tf.Tensor, scale: number): tf.Tensor {
   return fusedKernels() ? fusedScaledSoftmax(z, scale) : tf.softmax(tf.mul(z, constant(scale)));
 }
 
-function fusedScaledSoftmax(z: tf.Tensor, scale: number): tf.Tensor {
-  const f = tf.customGrad(((zz: tf.Tensor, save: tf.GradSaveFunc) => {
-    const p = runFused(SCALED_SOFTMAX, { zIn: zz }, { scale });
-    save([p]);
-    return {
-      value: p,
-      gradFunc: (dp: tf.Tensor, [sp]: tf.Tensor[]) => runFused(SCALED_SOFTMAX_GRAD, { pIn: sp, dpIn: dp }, { scale }),
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return f(z) as tf.Tensor;
-}
+/** The scaled softmax fused; its gradient needs only the probabilities. */
+const fusedScaledSoftmax = (z: tf.Tensor, scale: number) => fusedPair(z,
+  (zz) => runFused(SCALED_SOFTMAX, { zIn: zz }, { scale }),
+  (sp, dp) => runFused(SCALED_SOFTMAX_GRAD, { pIn: sp, dpIn: dp }, { scale }), 'output');
 
 /**
  * A frozen linear layer y = x W + b on 2-D x. W is constant, so the only
