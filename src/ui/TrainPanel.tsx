@@ -2,7 +2,7 @@ import { defaultLr, type TrainConfig } from '../core/train/config';
 import { plannedParams } from '../core/tuning/params';
 import { PROTOCOLS, promptTokens, protocolOf } from '../core/tuning/registry';
 import type { ProtocolName } from '../core/tuning/types';
-import { activationBytesPerImage } from '../core/train/memory';
+import { activationBytesPerImage, keepsBlocksFrozen } from '../core/train/memory';
 import { patch, useStore } from '../store/store';
 import { useState } from 'react';
 import { discardSavedRun, measureSpeed, pauseTraining, resumeTraining, startTraining, stopTraining } from './actions';
@@ -32,7 +32,9 @@ export function TrainPanel() {
   const proto = protocolOf(c.protocol.name);
   const prompts = promptTokens(c.protocol);
   const params = bb ? plannedParams(proto, bb.config, c.protocol.n, Math.max(2, classes)) : 0;
-  const activations = bb ? activationBytesPerImage(bb.config, prompts) * c.batch : 0;
+  // The engine worker runs webgpu's fused kernels, which keep less (the planner counts them for frozen blocks only).
+  const fused = engineInfo?.backend === 'webgpu' && keepsBlocksFrozen(c.protocol.name);
+  const activations = bb ? activationBytesPerImage(bb.config, prompts, false, fused) * c.batch : 0;
   const h = t.history;
   const last = h.at(-1);
   const elapsed = (Date.now() - t.startedAt) / 1000;

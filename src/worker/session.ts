@@ -15,6 +15,7 @@ import { searchHyper } from '../core/train/search';
 import { safeFileName } from '../core/io/file-name';
 import { precompileWebgpu, restartBackend, webgpuDeviceLost } from './backend-chain';
 import { planPasses } from '../core/train/memory';
+import { fusedKernels } from '../core/vit/webgpu-kernels';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
 import { countTuned, disposeVars, initState, makeVars } from '../core/tuning/params';
 import { formatSpec, promptTokens, protocolOf, titleOf } from '../core/tuning/registry';
@@ -128,7 +129,7 @@ export class Session {
   }
 
   private withMicroBatch(cfg: TrainConfig): TrainConfig {
-    return planPasses(this.need().b.weights.config, cfg, this.info?.limits.maxStorageBufferBindingSize);
+    return planPasses(this.need().b.weights.config, cfg, this.info?.limits.maxStorageBufferBindingSize, undefined, fusedKernels());
   }
 
   /** Hold a trained state as a task and describe it for the page (validation predictions included). */

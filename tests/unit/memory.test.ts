@@ -38,6 +38,25 @@ describe('micro-batch from device limits', () => {
   });
 });
 
+describe('webgpu\'s fused kernels (a smaller footprint, measured in node-webgpu.test.ts)', () => {
+  it('plan larger passes for frozen blocks, still within 2 GiB by their own estimate, and leave other protocols alone', async () => {
+    const { planPasses } = await import('../../src/core/train/memory');
+    const { resolveTrainConfig } = await import('../../src/core/train/config');
+    expect(activationBytesPerImage(vitB, 10, false, true)).toBeLessThan(activationBytesPerImage(vitB, 10));
+    expect(activationBytesPerImage(vitB, 10, true, true)).toBeLessThan(activationBytesPerImage(vitB, 10, true));
+    const plain = choosePasses(vitB, 10, 64, 2 * 1024 ** 3);
+    const fused = choosePasses(vitB, 10, 64, 2 * 1024 ** 3, undefined, true);
+    expect(fused.recompute).toBe(true);
+    expect(fused.microBatch).toBeGreaterThan(plain.microBatch);
+    expect(residentModelBytes(vitB) + fused.microBatch * activationBytesPerImage(vitB, 10, true, true)).toBeLessThanOrEqual(2 * 1024 ** 3);
+    expect(residentModelBytes(vitB) + (fused.microBatch + 1) * activationBytesPerImage(vitB, 10, true, true)).toBeGreaterThan(2 * 1024 ** 3);
+    const vpt = resolveTrainConfig({ batch: 64, protocol: { name: 'vpt-deep', n: 10 } });
+    expect(planPasses(vitB, vpt, undefined, undefined, true).microBatch).toBe(fused.microBatch);
+    const lora = resolveTrainConfig({ batch: 64, protocol: { name: 'lora', n: 8 } });
+    expect(planPasses(vitB, lora, undefined, undefined, true)).toEqual(planPasses(vitB, lora));
+  });
+});
+
 describe('planPasses (the studio and the CLI)', () => {
   it('plans VPT with recomputation, block-changing protocols without, and keeps an explicit micro-batch', async () => {
     const { planPasses, residentModelBytes } = await import('../../src/core/train/memory');

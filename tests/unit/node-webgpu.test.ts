@@ -75,7 +75,7 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
   it('fused WGSL kernels (LayerNorm, GELU, scaled softmax, prompt slots) match the plain ops to 1e-5, forward and gradient, and leak nothing', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(__dirname, 'webgpu-fused-child.ts')], { encoding: 'utf8', timeout: 120_000, env, cwd: resolve(__dirname, '../..') });
     expect(r.status, r.stderr).toBe(0);
-    const { fused, model, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    const { fused, model, memory, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     expect(fused).toBe(true);
     expect(Object.keys(ops)).toHaveLength(9);
     for (const [name, o] of Object.entries(ops) as [string, { value: number; grad: number; kernels: string[]; leaked: number }][]) {
@@ -89,6 +89,13 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     expect(model.loss).toBeLessThan(1e-5);
     expect(model.prompts).toBeLessThan(1e-5);
     expect(model.leaked).toBe(0);
+    // The planner's estimate for the fused path: never below the measured peak by more than 10% (it
+    // must not overcommit), never far above (it would waste passes).
+    expect(memory).toHaveLength(2);
+    for (const m of memory as { recompute: boolean; measured: number; estimate: number }[]) {
+      expect(m.estimate, JSON.stringify(m)).toBeGreaterThan(0.9 * m.measured);
+      expect(m.estimate, JSON.stringify(m)).toBeLessThan(1.5 * m.measured);
+    }
   }, 120_000);
 
   it('says what is missing when Dawn finds no Vulkan driver', () => {

@@ -7,7 +7,10 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../src/cli/backend';
 import { nchwToNhwc } from '../../src/core/image/layout';
 import { Rng } from '../../src/core/train/rng';
-import { vptGradients, type HostBatch } from '../../src/core/train/step';
+import { activationBytesPerImage } from '../../src/core/train/memory';
+import { batchGradients, forwardOf, vptGradients, type HostBatch } from '../../src/core/train/step';
+import { disposeVars as disposeTuned, initState, makeVars } from '../../src/core/tuning/params';
+import { parseSpec, protocolOf } from '../../src/core/tuning/registry';
 import { disposeVars, initVpt, promptHook, toVars } from '../../src/core/tuning/vpt';
 import { loadBackbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
@@ -127,4 +130,22 @@ setFusedKernels(true);
 out.model = { loss: relErr(f.loss, p.loss), prompts: relErr(f.prompts, p.prompts), leaked: tf.memory().numTensors - before };
 disposeVars(vars);
 model.dispose();
+
+// The planner's fused-path estimate against the measured peak per image: tiny-vit-mnist, VPT-deep p = 10.
+const TINY = resolve(import.meta.dirname, '../../../shared/models/tiny-vit-mnist');
+const tiny = await loadBackbone({ name: 'model.safetensors', bytes: readFileSync(join(TINY, 'model.safetensors')), config: JSON.parse(readFileSync(join(TINY, 'config.json'), 'utf8')) });
+const tm = new FrozenViT(tiny.weights);
+tm.prepareBackward();
+const spec = parseSpec('vpt-deep-10'), proto = protocolOf(spec.name), n = 2, S = tiny.weights.config.imageSize;
+out.memory = [];
+for (const recompute of [false, true]) {
+  const tv = makeVars(proto, initState(proto, tiny.weights, spec, 3, new Rng(1)), tiny.weights.config);
+  const b: HostBatch = { inputs: Float32Array.from({ length: n * S * S * 3 }, (_, i) => Math.sin(i)), rowShape: [S, S, 3], labels: Int32Array.from({ length: n }, (_, i) => i % 3), weights: new Float32Array(n).fill(1), size: n };
+  const base = tf.memory().numBytes;
+  const prof = await tf.profile(() => { const r = batchGradients(forwardOf(tm, proto, tv, { recompute }), tv, b, n); return [r.loss, r.correct, ...r.grads.values()]; });
+  tf.dispose(prof.result as tf.Tensor[]);
+  (out.memory as unknown[]).push({ recompute, measured: (prof.peakBytes - base) / n, estimate: activationBytesPerImage(tiny.weights.config, 10, recompute, true) });
+  disposeTuned(tv);
+}
+tm.dispose();
 console.log(JSON.stringify(out));

@@ -5,6 +5,7 @@ import { readCheckpoint, writeCheckpoint } from '../../core/train/checkpoint';
 import { resolveTrainConfig, type TrainConfig } from '../../core/train/config';
 import { train as runTraining } from '../../core/train/loop';
 import { planPasses } from '../../core/train/memory';
+import { fusedKernels } from '../../core/vit/webgpu-kernels';
 import { parseSpec, protocolOf, titleOf } from '../../core/tuning/registry';
 import type { ProtocolSpec } from '../../core/tuning/types';
 import { FrozenViT } from '../../core/vit/model';
@@ -63,7 +64,7 @@ export async function train(p: Parsed, backend: string): Promise<void> {
   const warning = protocolOf(cfg.protocol.name).warning;
   if (warning) log(`warning: ${warning}`);
   // Passes that keep the whole step within 2 GiB, as the studio plans them (gradients accumulate exactly: same result).
-  const planned = planPasses(b.weights.config, cfg);
+  const planned = planPasses(b.weights.config, cfg, undefined, undefined, fusedKernels());
   if (planned.microBatch < cfg.batch) log(`memory: passes of ${planned.microBatch} images${planned.recompute && !cfg.recompute ? ', recomputing blocks in the backward pass' : ''} (2 GiB for the whole step)`);
   const model = new FrozenViT(b.weights);
   const ckptPath = str(p, 'checkpoint') ?? out.replace(/(\.vpt)?\.safetensors$/, '') + '.ckpt.safetensors';

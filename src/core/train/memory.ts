@@ -31,11 +31,21 @@ export function largestActivationBytes(c: ViTConfig, prompts: number): number {
  * (p = 50, exact) and over-estimates the others by up to 26%. wasm's
  * per-head attention needs less, so there the estimate errs safe.
  */
-export function activationBytesPerImage(c: ViTConfig, prompts: number, recompute = false): number {
+export function activationBytesPerImage(c: ViTConfig, prompts: number, recompute = false, fused = false): number {
   const T = tokens(c, prompts);
   const perBlock = T * (5 * c.hiddenSize + 20 * c.mlpDim) + 6.6 * c.numHeads * T * T;
-  return 4 * (recompute ? 12.6 * c.numLayers * T * c.hiddenSize + 1.12 * perBlock : perBlock * c.numLayers);
+  const bytes = 4 * (recompute ? 12.6 * c.numLayers * T * c.hiddenSize + 1.12 * perBlock : perBlock * c.numLayers);
+  return fused ? bytes * (recompute ? FUSED_SCALE.recompute : FUSED_SCALE.plain) : bytes;
 }
+
+/**
+ * With webgpu's fused kernels (vit/webgpu-kernels.ts) a step keeps fewer
+ * intermediates: measured VPT-deep p = 10 peaks per image were 0.63-0.67 of
+ * the estimate above (ViT-Ti/16 and ViT-B/16 at 224 on an H200, the 32-pixel
+ * demo model on SwiftShader), 0.38-0.52 with recomputation. Scaled with a
+ * margin, so that the planner still errs safe, by less.
+ */
+const FUSED_SCALE = { plain: 0.7, recompute: 0.55 };
 
 /** Default activation budget: 2 GiB, the issue's target for VPT-deep ViT-B/16 batch 64. */
 export const DEFAULT_ACTIVATION_BUDGET = 2 * 1024 ** 3;
@@ -60,10 +70,10 @@ export function residentModelBytes(c: ViTConfig): number {
  * (10% headroom) and whose activations fit `budgetBytes`. Gradients accumulate
  * exactly, so this changes memory, never the result.
  */
-export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, budgetBytes = DEFAULT_ACTIVATION_BUDGET, recompute = false): number {
+export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, budgetBytes = DEFAULT_ACTIVATION_BUDGET, recompute = false, fused = false): number {
   let mb = batch;
   if (maxBindingBytes) mb = Math.min(mb, Math.floor((0.9 * maxBindingBytes) / largestActivationBytes(c, prompts)));
-  mb = Math.min(mb, Math.floor(budgetBytes / activationBytesPerImage(c, prompts, recompute)));
+  mb = Math.min(mb, Math.floor(budgetBytes / activationBytesPerImage(c, prompts, recompute, fused)));
   return Math.max(1, mb);
 }
 
@@ -79,12 +89,17 @@ function activationBudget(c: ViTConfig, stepBudgetBytes: number): number {
  * recomputing allows a larger one (fewer, larger passes use a GPU better;
  * recomputing costs one more forward).
  */
-export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, stepBudgetBytes = DEFAULT_STEP_BUDGET): { microBatch: number; recompute: boolean } {
+export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, stepBudgetBytes = DEFAULT_STEP_BUDGET, fused = false): { microBatch: number; recompute: boolean } {
   const budgetBytes = activationBudget(c, stepBudgetBytes);
-  const plain = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes);
+  const plain = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, false, fused);
   if (plain >= batch) return { microBatch: plain, recompute: false };
-  const re = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, true);
+  const re = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, true, fused);
   return re > plain ? { microBatch: re, recompute: true } : { microBatch: plain, recompute: false };
+}
+
+/** Whether a protocol leaves every block frozen (it tunes prompts or a head only), so that its passes can recompute blocks. */
+export function keepsBlocksFrozen(protocol: string): boolean {
+  return !protocolOf(protocol).tuning || protocol.startsWith('vpt-');
 }
 
 /**
@@ -92,13 +107,15 @@ export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBi
  * given: the whole step within `stepBudgetBytes`, recomputing frozen blocks
  * when that allows larger passes. Protocols that change the blocks (Partial,
  * Adapter, LoRA, Bias, Full) keep every activation: micro-batch only. An
- * explicit micro-batch (or --recompute) is kept as given.
+ * explicit micro-batch (or --recompute) is kept as given. `fused`: the
+ * engine runs webgpu's fused kernels (vit/webgpu-kernels.ts `fusedKernels()`);
+ * their smaller footprint was measured for frozen blocks only, so only those
+ * plans use it.
  */
-export function planPasses(c: ViTConfig, cfg: TrainConfig, maxBindingBytes?: number, stepBudgetBytes = DEFAULT_STEP_BUDGET): TrainConfig {
+export function planPasses(c: ViTConfig, cfg: TrainConfig, maxBindingBytes?: number, stepBudgetBytes = DEFAULT_STEP_BUDGET, fused = false): TrainConfig {
   if (cfg.microBatch) return cfg;
-  const frozenBlocks = !protocolOf(cfg.protocol.name).tuning || cfg.protocol.name.startsWith('vpt-');
-  const plan = frozenBlocks
-    ? choosePasses(c, promptTokens(cfg.protocol), cfg.batch, maxBindingBytes, stepBudgetBytes)
+  const plan = keepsBlocksFrozen(cfg.protocol.name)
+    ? choosePasses(c, promptTokens(cfg.protocol), cfg.batch, maxBindingBytes, stepBudgetBytes, fused)
     : { microBatch: chooseMicroBatch(c, 0, cfg.batch, maxBindingBytes, activationBudget(c, stepBudgetBytes)), recompute: false };
   return { ...cfg, microBatch: plan.microBatch, recompute: cfg.recompute || plan.recompute };
 }
