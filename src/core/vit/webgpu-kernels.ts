@@ -1,21 +1,23 @@
 /**
  * Fused WGSL kernels for tfjs-backend-webgpu: LayerNorm with constant g, b;
- * exact GELU; softmax of scaled scores. Each has a forward and a backward
- * kernel, one dispatch each.
+ * exact GELU; softmax of scaled scores; VPT's prompt slots. Each has a
+ * forward and a backward kernel (the prompts two: tokens and prompts), one
+ * dispatch each.
  *
  * Why: a small training step on a real GPU is bound by the host's cost per
- * kernel call (about 60 us of tfjs and Dawn work each, measured on an H200),
- * not by the GPU. Written with tfjs ops, one LayerNorm forward and backward
- * is 17 dispatches, GELU 13, and the scaled softmax 7; fused they are 2 each,
- * which removes about 560 of a ViT-Ti/16 step's dispatches. The backward
+ * kernel call (about 50-60 us of tfjs and Dawn work each, measured on an
+ * H200), not by the GPU. Written with tfjs ops, one LayerNorm forward and
+ * backward is 17 dispatches, GELU 13, the scaled softmax 7 and a layer's
+ * prompt slots about 15; fused, a ViT-Ti/16 step goes from about 1 160
+ * dispatches to 480, and 89-93 ms to 40-49 ms at batch 8. The backward
  * kernels recompute the row statistics (mean, 1/std) and Phi(x) from the
  * saved input instead of keeping them, so they save memory too.
  *
  * The programs follow tfjs-backend-webgpu's program interface (the object
  * `runWebGPUProgram` takes); nothing here imports that package, so the core
  * stays backend-free. The kernels are registered for 'webgpu' only; ops.ts
- * uses them where they are registered and falls back to the plain tfjs ops
- * everywhere else. Checked against the plain path to 1e-5
+ * and tuning/vpt.ts use them where they are registered and fall back to the
+ * plain tfjs ops everywhere else. Checked against the plain path to 1e-5
  * (tests/unit/node-webgpu.test.ts, on Dawn).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -168,7 +170,7 @@ const ERF = `
   }`;
 
 /** One invocation per output value; `code` sees `index` (in bounds) and the program's uniforms. */
-function elementwise(name: string, names: string[], shape: number[], code: string, uniforms?: string): Program {
+function elementwise(name: string, names: string[], shape: number[], code: string, uniforms?: string, prelude = ''): Program {
   const wg = 64;
   return {
     variableNames: names,
@@ -179,7 +181,7 @@ function elementwise(name: string, names: string[], shape: number[], code: strin
     workgroupSize: [wg, 1, 1],
     size: true,
     uniforms,
-    getUserCode: () => `${code.includes('erfApprox') ? ERF : ''}
+    getUserCode: () => `${prelude}
   fn main(index : i32) {
     if (index < uniforms.size) {
       ${code}
@@ -210,7 +212,7 @@ function geluKernel(name: string, names: string[], expr: string) {
       let cdf = erfApprox(a * ${Math.SQRT1_2}) * 0.5 + 0.5;
       ${expr}`;
   return ({ inputs, backend }: Args): tf.TensorInfo =>
-    (backend as WebGPUBackendLike).runWebGPUProgram(elementwise(name, names, inputs.xIn.shape, code), names.map((n) => inputs[n]), 'float32');
+    (backend as WebGPUBackendLike).runWebGPUProgram(elementwise(name, names, inputs.xIn.shape, code, undefined, ERF), names.map((n) => inputs[n]), 'float32');
 }
 
 /**
