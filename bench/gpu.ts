@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describeBackend, useBackend } from '../src/cli/backend';
 import { choosePasses } from '../src/core/train/memory';
 import { PRESETS, type ViTConfig } from '../src/core/vit/config';
-import { setFusedKernels } from '../src/core/vit/webgpu-kernels';
+import { fusedKernels, setFusedKernels } from '../src/core/vit/webgpu-kernels';
 import { formatProfile, profileStep, type StepProfile } from './profile-step';
 import { matmulGflops, runCase, type BenchCase, type BenchResult } from './step';
 
@@ -81,7 +81,8 @@ export async function runGpuBench(): Promise<void> {
     for (const batch of [8, 32, 64]) await run('ViT-B/16', vitB, { prompts: 10, batch, steps });
     for (const batch of [8, 32]) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, true);
     await run('ViT-B/16', vitB, { prompts: 10, batch: 64, steps, recompute: true });
-    const plan = choosePasses(vitB, 10, 64, undefined);
+    // The plan the CLI and the studio make on this engine (the fused kernels' smaller footprint included).
+    const plan = choosePasses(vitB, 10, 64, undefined, undefined, fusedKernels());
     await run('ViT-B/16', vitB, { prompts: 10, batch: plan.microBatch, steps: 1, recompute: plan.recompute, once: true }, `one pass of the 2 GiB batch-64 plan (${Math.ceil(64 / plan.microBatch)} passes)`);
   }
   for (const [model, c, b] of (quick ? [['ViT-Ti/16', ti, 2]] : [['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 32]]) as [string, ViTConfig, number][]) {
