@@ -7,7 +7,7 @@
  * Why: a small training step on a real GPU is bound by the host's cost per
  * kernel call (about 50-60 us of tfjs and Dawn work each, measured on an
  * H200), not by the GPU. Written with tfjs ops, one LayerNorm forward and
- * backward is 17 dispatches, GELU 13, the scaled softmax 7 and a layer's
+ * backward is 17 dispatches, GELU 12, the scaled softmax 7 and a layer's
  * prompt slots about 15; fused, a ViT-Ti/16 step goes from about 1 160
  * dispatches to 480, and 89-93 ms to 40-49 ms at batch 8. The backward
  * kernels recompute the row statistics (mean, 1/std) and Phi(x) from the
