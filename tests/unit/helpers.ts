@@ -10,6 +10,7 @@ import { useBackend } from '../../src/cli/backend';
 import type { Preprocessing } from '../../src/core/vit/config';
 import { loadBackbone, type Backbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
+import { maxRelErr } from './rel-err';
 
 export const SHARED = resolve(__dirname, '../../../shared');
 export const FIX = join(SHARED, 'fixtures/vpt-reference');
@@ -70,15 +71,10 @@ export async function tinyModel(): Promise<{ b: Backbone; model: FrozenViT; pre:
   return { b, model, pre: { ...b.preprocessing, resize: 'direct' } };
 }
 
-/** max-abs error divided by the reference's max-abs (the fixture README's measure). */
+/** max-abs error divided by the reference's max-abs (the fixture README's measure); a length mismatch fails the test. */
 export function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   expect(actual.length).toBe(expected.length);
-  let err = 0, mag = 0;
-  for (let i = 0; i < expected.length; i++) {
-    err = Math.max(err, Math.abs(actual[i] - expected[i]));
-    mag = Math.max(mag, Math.abs(expected[i]));
-  }
-  return err / (mag || 1);
+  return maxRelErr(actual, expected);
 }
 
 /** NCHW float32 images to NHWC. */

@@ -17,16 +17,11 @@ import { FrozenViT } from '../../src/core/vit/model';
 import { frozenLayerNorm, gelu, plainFrozenLayerNorm, plainGelu, scaledSoftmax } from '../../src/core/vit/ops';
 import { fusedKernels, setFusedKernels } from '../../src/core/vit/webgpu-kernels';
 import { readSafetensors } from '../../src/core/io/safetensors';
+import { maxRelErr as relErr } from './rel-err';
 
 await useBackend('webgpu');
 const out: Record<string, unknown> = { fused: fusedKernels() };
 
-function relErr(a: ArrayLike<number>, e: ArrayLike<number>): number {
-  if (a.length !== e.length) return Infinity;
-  let err = 0, mag = 0;
-  for (let i = 0; i < e.length; i++) { err = Math.max(err, Math.abs(a[i] - e[i])); mag = Math.max(mag, Math.abs(e[i])); }
-  return err / (mag || 1);
-}
 
 /** Value and input gradient of sum(f(x) w), for a fixed random w. */
 async function valueAndGrad(f: (x: tf.Tensor) => tf.Tensor, x: tf.Tensor, w: tf.Tensor) {
