@@ -72,18 +72,20 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     expect(r.stdout).not.toContain('still running');
   }, 60_000);
 
-  it('fused WGSL kernels (LayerNorm, GELU, scaled softmax, prompt slots) match the plain ops to 1e-5, forward and gradient, and leak nothing', () => {
+  it('fused WGSL kernels (LayerNorm, GELU, scaled softmax, prompt slots, attention) match the plain ops to 1e-5, forward and gradient, and leak nothing', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(__dirname, 'webgpu-fused-child.ts')], { encoding: 'utf8', timeout: 120_000, env, cwd: resolve(__dirname, '../..') });
     expect(r.status, r.stderr).toBe(0);
     const { fused, model, memory, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     expect(fused).toBe(true);
-    expect(Object.keys(ops)).toHaveLength(9);
+    // LayerNorm, softmax and attention in both variants (serial and tiled), GELU, prompt insert and overwrite.
+    expect(Object.keys(ops)).toHaveLength(19);
     for (const [name, o] of Object.entries(ops) as [string, { value: number; grad: number; kernels: string[]; leaked: number }][]) {
       expect(o.value, name).toBeLessThan(1e-5);
       expect(o.grad, name).toBeLessThan(1e-5);
       expect(o.leaked, name).toBe(0);
-      // The fused forward and backward kernels really ran (one dispatch each; the prompts' has two gradients).
-      expect(o.kernels, name).toHaveLength(name.startsWith('prompts') ? 3 : 2);
+      // The fused forward and backward kernels really ran (one dispatch each; the prompts' has two
+      // gradients; attention is scores, softmax, P V and dP, the softmax's gradient, dQ | dK | dV).
+      expect(o.kernels, name).toHaveLength(name.startsWith('prompts') ? 3 : name.startsWith('attention') ? 6 : 2);
     }
     // A whole VPT-deep gradient on the fixture ViT, fused against plain on the same GPU.
     expect(model.loss).toBeLessThan(1e-5);

@@ -14,8 +14,10 @@ import { parseSpec, protocolOf } from '../../src/core/tuning/registry';
 import { disposeVars, initVpt, promptHook, toVars } from '../../src/core/tuning/vpt';
 import { loadBackbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
+import { batchedAttention, fusedAttention } from '../../src/core/vit/attention';
 import { frozenLayerNorm, gelu, plainFrozenLayerNorm, plainGelu, scaledSoftmax } from '../../src/core/vit/ops';
 import { fusedKernels, setFusedKernels } from '../../src/core/vit/webgpu-kernels';
+import { setSerialKernels } from '../../src/core/vit/webgpu-program';
 import { readSafetensors } from '../../src/core/io/safetensors';
 import { maxRelErr as relErr } from './rel-err';
 
@@ -56,19 +58,53 @@ async function compare(name: string, fused: Op, plain: Op, shape: number[], spre
   out[name] = { value: relErr(a.y, b.y), grad: relErr(a.dx, b.dx), kernels: profile.kernelNames.filter((k) => k.startsWith('Vpt')), leaked };
 }
 
+/** Attention from the fused [B*T, 3d] projection: the fused kernels against the batched tfjs ops on cpu. */
+async function compareAttention(B: number, H: number, T: number, hd: number, variant: string) {
+  const d = H * hd;
+  const host = tf.tidy(() => [tf.randomNormal([B * T, 3 * d], 0, 1, 'float32', 21), tf.randomNormal([B * T, d], 0, 1, 'float32', 22)]);
+  const [xs, ws] = await Promise.all(host.map((t) => t.data()));
+  tf.dispose(host);
+  const run = async (f: (q: tf.Tensor2D, B: number, H: number) => tf.Tensor2D) => {
+    const x = tf.tensor2d(xs as Float32Array, [B * T, 3 * d]), w = tf.tensor2d(ws as Float32Array, [B * T, d]);
+    const before = tf.memory().numTensors;
+    const g = (xx: tf.Tensor) => tf.sum(tf.mul(f(xx as tf.Tensor2D, B, H), w));
+    const profile = await tf.profile(async () => { tf.grad(g)(x).dispose(); });
+    const dx = tf.grad(g)(x), y = tf.tidy(() => f(x, B, H));
+    const r = { y: await y.data(), dx: await dx.data(), kernels: profile.kernelNames.filter((k) => k.startsWith('Vpt')) };
+    tf.dispose([dx, y]);
+    const leaked = tf.memory().numTensors - before;
+    tf.dispose([x, w]);
+    return { ...r, leaked };
+  };
+  const a = await run(fusedAttention);
+  await tf.setBackend('cpu');
+  const b = await run(batchedAttention);
+  await tf.setBackend('webgpu');
+  out[`attention ${B}x${H}x${T}x${hd} ${variant}`] = { value: relErr(a.y, b.y), grad: relErr(a.dx, b.dx), kernels: a.kernels, leaked: a.leaked };
+}
 const eps = 1e-6;
-// The last shape has more than 65 535 rows: tfjs folds such a dispatch into 2-D.
-for (const shape of [[3, 17, 48], [2, 5, 200], [66000, 4]]) {
-  const n = shape[shape.length - 1];
-  const g = Float32Array.from({ length: n }, (_, i) => 1 + 0.3 * Math.sin(i)), b = Float32Array.from({ length: n }, (_, i) => 0.2 * Math.cos(3 * i));
-  const ln = (f: typeof frozenLayerNorm): Op => (x, gg, bb) => f(x, gg as tf.Tensor1D, bb as tf.Tensor1D, eps);
-  await compare(`layerNorm ${shape.join('x')}`, ln(frozenLayerNorm), ln(plainFrozenLayerNorm), shape, 2, [g, b]);
+// Both variants of the row and attention kernels: SwiftShader picks the barrier-free ("serial")
+// ones by itself, real GPUs the workgroup ones ("tiled"), forced here.
+for (const serial of [true, false]) {
+  setSerialKernels(serial);
+  const v = serial ? 'serial' : 'tiled';
+  // The last shape has more than 65 535 rows: tfjs folds such a dispatch into 2-D.
+  for (const shape of [[3, 17, 48], [2, 5, 200], [66000, 4]]) {
+    const n = shape[shape.length - 1];
+    const g = Float32Array.from({ length: n }, (_, i) => 1 + 0.3 * Math.sin(i)), b = Float32Array.from({ length: n }, (_, i) => 0.2 * Math.cos(3 * i));
+    const ln = (f: typeof frozenLayerNorm): Op => (x, gg, bb) => f(x, gg as tf.Tensor1D, bb as tf.Tensor1D, eps);
+    await compare(`layerNorm ${shape.join('x')} ${v}`, ln(frozenLayerNorm), ln(plainFrozenLayerNorm), shape, 2, [g, b]);
+  }
+  const plainSoftmax = (s: number) => (x: tf.Tensor) => tf.softmax(tf.mul(x, s));
+  for (const [shape, s] of [[[2, 3, 19, 19], 0.125], [[4, 300], 0.5], [[66000, 3], 0.25]] as const) {
+    await compare(`scaledSoftmax ${shape.join('x')} ${v}`, (x) => scaledSoftmax(x, s), plainSoftmax(s), [...shape], 4);
+  }
+  // Rows and columns that fill no tile (T < 32), and ones that leave a part tile in every direction.
+  await compareAttention(2, 3, 19, 8, v);
+  await compareAttention(3, 4, 70, 33, v);
 }
+setSerialKernels(null);
 await compare('gelu 5x333', gelu, plainGelu, [5, 333], 3);
-const plainSoftmax = (s: number) => (x: tf.Tensor) => tf.softmax(tf.mul(x, s));
-for (const [shape, s] of [[[2, 3, 19, 19], 0.125], [[4, 300], 0.5], [[66000, 3], 0.25]] as const) {
-  await compare(`scaledSoftmax ${shape.join('x')}`, (x) => scaledSoftmax(x, s), plainSoftmax(s), [...shape], 4);
-}
 
 /** VPT's prompt insert (layer 0) and overwrite (later layers): value and the gradients to tokens and prompts. */
 async function comparePrompts(name: string, B: number, T: number, L: number, p: number, d: number, layer: number) {

@@ -12,11 +12,16 @@
  * projection and written straight into the [B*T, d] output (no rank-4
  * transposes, no q/k/v slices and their zero-padded gradients), with the
  * gradient written out (softmax backward: dS = P * (dP - rowsum(dP * P))).
- * Other backends keep the batched form, which their kernels handle well. Both
- * agree to float rounding (tests/unit/attention.test.ts).
+ * Where the fused WebGPU kernels run, the products read and write the
+ * [B*T, 3d] layout directly too (webgpu-attention.ts): 6 dispatches a layer
+ * instead of 16. Other backends keep the batched form, which their kernels
+ * handle well. All agree to float rounding (tests/unit/attention.test.ts,
+ * tests/unit/node-webgpu.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { scaledSoftmax } from './ops';
+import { ATTENTION_DP, ATTENTION_DQKV, ATTENTION_PV, ATTENTION_SCORES, MAX_FUSED_HEADS } from './webgpu-attention';
+import { fusedKernels, runFused, SCALED_SOFTMAX, SCALED_SOFTMAX_GRAD } from './webgpu-kernels';
 
 /** The batched form: what every backend but wasm runs. */
 export function batchedAttention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
@@ -30,11 +35,52 @@ export function batchedAttention(qkv: tf.Tensor2D, B: number, H: number): tf.Ten
   return tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [BT, d]) as tf.Tensor2D;
 }
 
+/**
+ * The fused WebGPU form: scores, softmax, P V forward; dP, the softmax's
+ * gradient, and dQ | dK | dV in one dispatch backward. Saves the projection
+ * and the probabilities, as the batched form's products do.
+ */
+function makeFused(B: number, H: number) {
+  return tf.customGrad(((qkv: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    const scale = 1 / Math.sqrt(qkv.shape[1] / 3 / H), attrs = { B, H };
+    const scores = runFused(ATTENTION_SCORES, { qkvIn: qkv }, attrs);
+    const p = runFused(SCALED_SOFTMAX, { zIn: scores }, { scale });
+    scores.dispose();
+    save([qkv, p]);
+    const out = runFused(ATTENTION_PV, { pIn: p, qkvIn: qkv }, attrs);
+    p.dispose(); // the saved copy is the engine's
+    return {
+      value: out,
+      gradFunc: (dy: tf.Tensor, [sqkv, sp]: tf.Tensor[]) => tf.tidy(() => {
+        const dp = runFused(ATTENTION_DP, { doIn: dy, qkvIn: sqkv }, attrs);
+        const ds = runFused(SCALED_SOFTMAX_GRAD, { pIn: sp, dpIn: dp }, { scale });
+        return runFused(ATTENTION_DQKV, { dsIn: ds, pIn: sp, qkvIn: sqkv, doIn: dy }, attrs);
+      }),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (qkv: tf.Tensor2D) => tf.Tensor2D;
+}
+
+type Attention = (qkv: tf.Tensor2D, B: number, H: number) => tf.Tensor2D;
+
+/** One gradient function per (B, H), made on first use: tf.customGrad wraps a fixed function. */
+function perShape(make: (B: number, H: number) => (qkv: tf.Tensor2D) => tf.Tensor2D): Attention {
+  const byShape = new Map<string, (qkv: tf.Tensor2D) => tf.Tensor2D>();
+  return (qkv, B, H) => {
+    const key = `${B}x${H}`;
+    let f = byShape.get(key);
+    if (!f) byShape.set(key, (f = make(B, H)));
+    return f(qkv);
+  };
+}
+
+/** Attention in the fused WebGPU kernels (webgpu-attention.ts). */
+export const fusedAttention: Attention = perShape(makeFused);
+
 /** Row block b, columns [c, c + w) of a 2-D tensor: one head's q, k or v (or its gradient). */
 const block = (x: tf.Tensor2D, b: number, T: number, c: number, w: number) => tf.slice(x, [b * T, c], [T, w]) as tf.Tensor2D;
 const tr = (x: tf.Tensor2D) => tf.transpose(x) as tf.Tensor2D;
 
-/** The gradient function for one (B, H) shape; cached, as tf.customGrad wraps a fixed function. */
+/** The per-head form's gradient function for one (B, H) shape (perShape caches it). */
 function makeHeadwise(B: number, H: number) {
   return tf.customGrad(((qkv: tf.Tensor2D, save: tf.GradSaveFunc) => {
     const [BT, d3] = qkv.shape, T = BT / B, d = d3 / 3, hd = d / H, scale = 1 / Math.sqrt(hd);
@@ -75,15 +121,8 @@ function makeHeadwise(B: number, H: number) {
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (qkv: tf.Tensor2D) => tf.Tensor2D;
 }
 
-const headwiseByShape = new Map<string, (qkv: tf.Tensor2D) => tf.Tensor2D>();
-
 /** The per-head form with its written-out gradient (what wasm runs). */
-export function headwiseAttention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
-  const key = `${B}x${H}`;
-  let f = headwiseByShape.get(key);
-  if (!f) headwiseByShape.set(key, (f = makeHeadwise(B, H)));
-  return f(qkv);
-}
+export const headwiseAttention: Attention = perShape(makeHeadwise);
 
 /**
  * Whether the per-head form pays: on wasm, when each head's product is large
@@ -95,8 +134,9 @@ export function headwisePays(backend: string, tokens: number, headDim: number): 
   return backend === 'wasm' && tokens * tokens * headDim >= 1e6;
 }
 
-/** Attention from [B*T, 3d] to [B*T, d]; per-head 2-D products where that is faster. */
+/** Attention from [B*T, 3d] to [B*T, d]: fused kernels on webgpu, per-head 2-D products where those are faster. */
 export function attention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
+  if (fusedKernels() && B * H <= MAX_FUSED_HEADS) return fusedAttention(qkv, B, H);
   const T = qkv.shape[0] / B, hd = qkv.shape[1] / 3 / H;
   return headwisePays(tf.getBackend(), T, hd) ? headwiseAttention(qkv, B, H) : batchedAttention(qkv, B, H);
 }

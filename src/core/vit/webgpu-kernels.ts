@@ -2,16 +2,20 @@
  * Fused WGSL kernels for tfjs-backend-webgpu: LayerNorm with constant g, b;
  * exact GELU; softmax of scaled scores; VPT's prompt slots. Each has a
  * forward and a backward kernel (the prompts two: tokens and prompts), one
- * dispatch each.
+ * dispatch each. Attention's products are in webgpu-attention.ts; both are
+ * registered here.
  *
  * Why: a small training step on a real GPU is bound by the host's cost per
  * kernel call (about 50-60 us of tfjs and Dawn work each, measured on an
  * H200), not by the GPU. Written with tfjs ops, one LayerNorm forward and
  * backward is 17 dispatches, GELU 12, the scaled softmax 7 and a layer's
  * prompt slots about 15; fused, a ViT-Ti/16 step goes from about 1 160
- * dispatches to 480, and 89-93 ms to 40-49 ms at batch 8. The backward
+ * dispatches to 480 (403 with attention fused), and 89-93 ms to 40-49 ms at
+ * batch 8 (before attention was fused). The backward
  * kernels recompute the row statistics (mean, 1/std) and Phi(x) from the
- * saved input instead of keeping them, so they save memory too.
+ * saved input instead of keeping them, so they save memory too. The row
+ * kernels have a barrier-free variant for software adapters
+ * (webgpu-program.ts, serialKernels).
  *
  * The programs follow tfjs-backend-webgpu's program interface (the object
  * `runWebGPUProgram` takes); nothing here imports that package, so the core
@@ -21,24 +25,8 @@
  * (tests/unit/node-webgpu.test.ts, on Dawn).
  */
 import * as tf from '@tensorflow/tfjs';
-
-/** What tfjs-backend-webgpu needs of a program (its WebGPUProgram interface). */
-interface Program {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  size?: boolean;
-  uniforms?: string;
-  getUserCode(): string;
-}
-
-type Uniform = { type: 'float32' | 'int32'; data: number[] };
-interface WebGPUBackendLike {
-  runWebGPUProgram(p: Program, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms?: Uniform[]): tf.TensorInfo;
-}
+import { ATTENTION_KERNELS } from './webgpu-attention';
+import { type Args, flat, type Program, run, serialKernels, type Uniform } from './webgpu-program';
 
 export const LAYER_NORM = 'VptLayerNorm';
 export const LAYER_NORM_GRAD = 'VptLayerNormGrad';
@@ -50,14 +38,15 @@ export const PROMPT_SET = 'VptPromptSet';
 export const PROMPT_SET_GRAD_X = 'VptPromptSetGradX';
 export const PROMPT_SET_GRAD_P = 'VptPromptSetGradP';
 
-const flat = (shape: number[]) => ({ x: shape.map((_, i) => i) });
-
 /**
- * A tree sum over the workgroup, usable for one or two values at once (T is
- * f32 or vec2<f32>). Called from uniform control flow only: every invocation
- * reaches every barrier.
+ * Tree reductions over the workgroup: a sum of one or two values at once (T is
+ * f32 or vec2<f32>), and a maximum. Called from uniform control flow only:
+ * every invocation reaches every barrier. With one thread per row they are the
+ * value itself, and there are no barriers at all.
  */
-const reduceSnippet = (wg: number, T: string) => `
+const reduceSnippet = (wg: number, T: string) => wg === 1 ? `
+  fn rowSum(v : ${T}, tid : i32) -> ${T} { return v; }
+  fn rowMax(v : f32, tid : i32) -> f32 { return v; }` : `
   var<workgroup> red : array<${T}, ${wg}>;
   fn rowSum(v : ${T}, tid : i32) -> ${T} {
     red[tid] = v;
@@ -69,30 +58,43 @@ const reduceSnippet = (wg: number, T: string) => `
     let total = red[0];
     workgroupBarrier(); // red is written again by the next call
     return total;
+  }
+  var<workgroup> redMax : array<f32, ${wg}>;
+  fn rowMax(v : f32, tid : i32) -> f32 {
+    redMax[tid] = v;
+    workgroupBarrier();
+    for (var s = ${wg / 2}; s > 0; s = s >> 1u) {
+      if (tid < s) { redMax[tid] = max(redMax[tid], redMax[tid + s]); }
+      workgroupBarrier();
+    }
+    let m = redMax[0];
+    workgroupBarrier();
+    return m;
   }`;
 
 /**
- * One workgroup per row of the last axis. The row comes from the global index
- * (tfjs folds a dispatch of more than 65 535 workgroups into 2-D); workgroups
- * past the last row run with an empty row so that they still meet every barrier.
+ * One workgroup per row of the last axis (or, with `serial`, one thread per
+ * row). The row comes from the global index (tfjs folds a dispatch of more
+ * than 65 535 workgroups into 2-D); workgroups past the last row run with an
+ * empty row so that they still meet every barrier.
  */
-function rowProgram(name: string, names: string[], shape: number[], T: string, body: (wg: number) => string): Program {
+function rowProgram(name: string, names: string[], shape: number[], T: string, body: (wg: number) => string, serial: boolean): Program {
   const cols = shape[shape.length - 1], rows = tf.util.sizeFromShape(shape) / cols;
   // Power-of-two workgroups for the tree sum; wider rows get more threads, as tfjs's own softmax
   // does, and short rows fewer, so that few threads idle.
-  const wg = cols >= 4096 ? 256 : Math.min(64, Math.max(4, 2 ** Math.ceil(Math.log2(cols))));
+  const wg = serial ? 1 : cols >= 4096 ? 256 : Math.min(64, Math.max(4, 2 ** Math.ceil(Math.log2(cols))));
   return {
     variableNames: names,
     outputShape: shape,
     shaderKey: `${name}_${wg}`,
     dispatchLayout: flat(shape),
-    dispatch: [rows, 1, 1],
-    workgroupSize: [wg, 1, 1],
+    dispatch: serial ? [Math.ceil(rows / 64), 1, 1] : [rows, 1, 1],
+    workgroupSize: [serial ? 64 : wg, 1, 1],
     uniforms: 'eps : f32, scale : f32, rows : i32, cols : i32,',
     getUserCode: () => `${reduceSnippet(wg, T)}
   fn main(index : i32) {
-    let tid = i32(localId.x);
-    let row = index / ${wg};
+    let tid = ${serial ? '0' : 'i32(localId.x)'};
+    let row = index / ${serial ? 1 : wg};
     let cols = uniforms.cols;
     let n = select(0, cols, row < uniforms.rows);
     let base = row * cols;
@@ -137,19 +139,12 @@ const layerNormGradBody = (wg: number) => `
 const softmaxBody = (wg: number) => `
     var mx = -3.402823e+38f;
     for (var c = tid; c < n; c += i32(${wg})) { mx = max(mx, zIn[base + c] * uniforms.scale); }
-    red[tid] = mx;
-    workgroupBarrier();
-    for (var s = ${wg} / 2; s > 0; s = s >> 1u) {
-      if (tid < s) { red[tid] = max(red[tid], red[tid + s]); }
-      workgroupBarrier();
-    }
-    let rowMax = red[0];
-    workgroupBarrier();
+    let top = rowMax(mx, tid);
     var e = 0.0;
-    for (var c = tid; c < n; c += i32(${wg})) { e += exp(zIn[base + c] * uniforms.scale - rowMax); }
+    for (var c = tid; c < n; c += i32(${wg})) { e += exp(zIn[base + c] * uniforms.scale - top); }
     let total = rowSum(e, tid);
     for (var c = tid; c < n; c += i32(${wg})) {
-      result[base + c] = exp(zIn[base + c] * uniforms.scale - rowMax) / total;
+      result[base + c] = exp(zIn[base + c] * uniforms.scale - top) / total;
     }`;
 
 /** dz = scale P (dP - rowsum(dP P)). */
@@ -190,20 +185,17 @@ function elementwise(name: string, names: string[], shape: number[], code: strin
   };
 }
 
-type Inputs = Record<string, tf.TensorInfo>;
-type Args = { inputs: Inputs; attrs?: Record<string, number>; backend: unknown };
-
 function rowKernel(name: string, names: string[], T: string, body: (wg: number) => string, out: string) {
   return ({ inputs, attrs = {}, backend }: Args): tf.TensorInfo => {
     const ins = names.map((n) => inputs[n]);
     const shape = inputs[out].shape;
     const cols = shape[shape.length - 1];
-    const p = rowProgram(name, names, shape, T, body);
+    const p = rowProgram(name, names, shape, T, body, serialKernels(backend));
     const uniforms: Uniform[] = [
       { type: 'float32', data: [attrs.eps ?? 0] }, { type: 'float32', data: [attrs.scale ?? 1] },
       { type: 'int32', data: [tf.util.sizeFromShape(shape) / cols] }, { type: 'int32', data: [cols] },
     ];
-    return (backend as WebGPUBackendLike).runWebGPUProgram(p, ins, 'float32', uniforms);
+    return run(backend, p, ins, uniforms);
   };
 }
 
@@ -212,7 +204,7 @@ function geluKernel(name: string, names: string[], expr: string) {
       let cdf = erfApprox(a * ${Math.SQRT1_2}) * 0.5 + 0.5;
       ${expr}`;
   return ({ inputs, backend }: Args): tf.TensorInfo =>
-    (backend as WebGPUBackendLike).runWebGPUProgram(elementwise(name, names, inputs.xIn.shape, code, undefined, ERF), names.map((n) => inputs[n]), 'float32');
+    run(backend, elementwise(name, names, inputs.xIn.shape, code, undefined, ERF), names.map((n) => inputs[n]));
 }
 
 /**
@@ -251,7 +243,7 @@ function promptKernel(name: string, names: string[], code: string, out: 'tokens'
     const shift = insert ? p : 0, tOut = tIn + shift;
     const shape = out === 'tokens' ? [B, tOut, d] : out === 'x' ? [B, tIn, d] : [L, p, d];
     const u: Uniform[] = [layer, p, shift, tIn, tOut, d, B].map((v) => ({ type: 'int32', data: [v] }));
-    return (backend as WebGPUBackendLike).runWebGPUProgram(elementwise(name, names, shape, code, PROMPT_UNIFORMS), names.map((n) => inputs[n]), 'float32', u);
+    return run(backend, elementwise(name, names, shape, code, PROMPT_UNIFORMS), names.map((n) => inputs[n]), u);
   };
 }
 
@@ -266,6 +258,7 @@ const KERNELS: [string, (a: Args) => tf.TensorInfo][] = [
   [PROMPT_SET, promptKernel(PROMPT_SET, ['xIn', 'pIn'], promptCode.set, 'tokens')],
   [PROMPT_SET_GRAD_X, promptKernel(PROMPT_SET_GRAD_X, ['dyIn'], promptCode.gradX, 'x')],
   [PROMPT_SET_GRAD_P, promptKernel(PROMPT_SET_GRAD_P, ['dyIn'], promptCode.gradP, 'prompts')],
+  ...ATTENTION_KERNELS,
 ];
 
 let installed = false;

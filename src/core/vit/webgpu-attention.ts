@@ -1,0 +1,240 @@
+/**
+ * Multi-head attention's four products as WGSL kernels that read q, k, v
+ * straight out of the fused [B*T, 3d] projection and write the heads straight
+ * into their columns: no transposes, no q/k/v split, no concat of gradients.
+ *
+ * Why: on a real GPU a small training step is bound by the host's cost per
+ * dispatch (about 50-60 us each on an H200's host), and tfjs ops spend 16 a
+ * layer on attention besides the softmax (a transpose, a three-way split, two
+ * batched products and a transpose back, and the same backward with a concat).
+ * These take 2 forward and 2 backward, plus the fused softmax and its
+ * gradient from webgpu-kernels.ts: 6 a layer instead of 16.
+ *
+ * One tiled program serves every product: C[z] = A[z] B[z] in 32 x 32 tiles,
+ * 8 x 8 threads of 4 x 4 outputs each, K in steps of 32 through workgroup
+ * memory (the same shape as tfjs's own matmul). Each product only says where
+ * its operands' elements live (`readA`, `readB`) and where the result goes
+ * (`write`), and which index of each operand is contiguous in memory, so that
+ * neighbouring threads load neighbouring addresses.
+ *
+ * With z = b H + h (batch b, head h), S the raw scores, P = softmax(S / sqrt(hd)):
+ *   scores  S[z] = Q_h K_h^T                [B, H, T, T]
+ *   pv      O_h = P[z] V_h                  into the [B*T, d] output
+ *   dp      dP[z] = dO_h V_h^T              [B, H, T, T]
+ *   dqkv    dQ_h = dS[z] K_h, dK_h = dS[z]^T Q_h, dV_h = P[z]^T dO_h, into [B*T, 3d]
+ * where dS is the softmax's gradient with respect to S (scale included).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { type Args, flat, type Program, run, serialKernels, type Uniform } from './webgpu-program';
+
+export const ATTENTION_SCORES = 'VptAttentionScores';
+export const ATTENTION_PV = 'VptAttentionPV';
+export const ATTENTION_DP = 'VptAttentionDP';
+export const ATTENTION_DQKV = 'VptAttentionDQKV';
+
+const TILE = 32;
+
+/**
+ * One product's addressing, in WGSL, per part (a product with several parts
+ * computes several results side by side, selected by z): `readA[part]` and
+ * `readB[part]` are expressions for A[row, kk] and B[kk, col]; `write` stores
+ * `val` at (row, col) and may use `part`. All may use z, b, h and the
+ * uniforms T, H, hd, d. `aKFast[part]` / `bKFast[part]`: whether A's (B's)
+ * elements are contiguous along k, so that tile loads walk k fastest.
+ */
+interface Product { names: string[]; M: string; N: string; K: string; readA: string[]; readB: string[]; write: string; aKFast: boolean[]; bKFast: boolean[] }
+
+// Row `r` of batch b's tokens in a [B*T, w] matrix, column c: (b T + r) w + c.
+const q = (r: string, c: string) => `qkvIn[(b * uniforms.T + ${r}) * 3 * uniforms.d + h * uniforms.hd + ${c}]`;
+const k = (r: string, c: string) => `qkvIn[(b * uniforms.T + ${r}) * 3 * uniforms.d + uniforms.d + h * uniforms.hd + ${c}]`;
+const v = (r: string, c: string) => `qkvIn[(b * uniforms.T + ${r}) * 3 * uniforms.d + 2 * uniforms.d + h * uniforms.hd + ${c}]`;
+const o = (r: string, c: string) => `doIn[(b * uniforms.T + ${r}) * uniforms.d + h * uniforms.hd + ${c}]`;
+// Element (r, c) of head z's [T, T] matrix in a [B, H, T, T] tensor.
+const sq = (name: string, r: string, c: string) => `${name}[(z * uniforms.T + ${r}) * uniforms.T + ${c}]`;
+
+const PRODUCTS: Record<string, Product> = {
+  [ATTENTION_SCORES]: {
+    names: ['qkvIn'], M: 'uniforms.T', N: 'uniforms.T', K: 'uniforms.hd',
+    readA: [q('row', 'kk')], readB: [k('col', 'kk')],
+    write: `result[(z * uniforms.T + row) * uniforms.T + col] = val;`, aKFast: [true], bKFast: [true],
+  },
+  [ATTENTION_PV]: {
+    names: ['pIn', 'qkvIn'], M: 'uniforms.T', N: 'uniforms.hd', K: 'uniforms.T',
+    readA: [sq('pIn', 'row', 'kk')], readB: [v('kk', 'col')],
+    write: `result[(b * uniforms.T + row) * uniforms.d + h * uniforms.hd + col] = val;`, aKFast: [true], bKFast: [false],
+  },
+  [ATTENTION_DP]: {
+    names: ['doIn', 'qkvIn'], M: 'uniforms.T', N: 'uniforms.T', K: 'uniforms.hd',
+    readA: [o('row', 'kk')], readB: [v('col', 'kk')],
+    write: `result[(z * uniforms.T + row) * uniforms.T + col] = val;`, aKFast: [true], bKFast: [true],
+  },
+  // Three parts, one per column block of the [B*T, 3d] gradient: dQ = dS K, dK = dS^T Q, dV = P^T dO.
+  [ATTENTION_DQKV]: {
+    names: ['dsIn', 'pIn', 'qkvIn', 'doIn'], M: 'uniforms.T', N: 'uniforms.hd', K: 'uniforms.T',
+    readA: [sq('dsIn', 'row', 'kk'), sq('dsIn', 'kk', 'row'), sq('pIn', 'kk', 'row')],
+    readB: [k('kk', 'col'), q('kk', 'col'), o('kk', 'col')],
+    write: `result[(b * uniforms.T + row) * 3 * uniforms.d + part * uniforms.d + h * uniforms.hd + col] = val;`,
+    aKFast: [true, false, false], bKFast: [false, false, false],
+  },
+};
+
+const UNIFORMS = 'T : i32, H : i32, hd : i32, d : i32, heads : i32,';
+
+const Z_ARGS = 'part : i32, z : i32, b : i32, h : i32';
+
+/**
+ * readA_i, readB_i (part i) and write as WGSL functions, bounds-checked, and
+ * readA, readB choosing the part at run time (for the tiled program, where the
+ * part is the same across a workgroup).
+ */
+const accessors = (p: Product) => {
+  const parts = p.readA.map((_, i) => i);
+  const pick = (f: string, args: string) => parts.slice(0, -1).map((i) => `if (part == ${i}) { return ${f}_${i}(${args}); }`).join(' ') + ` return ${f}_${parts.length - 1}(${args});`;
+  return parts.map((i) => `
+  fn readA_${i}(${Z_ARGS}, row : i32, kk : i32) -> f32 {
+    if (row >= ${p.M} || kk >= ${p.K}) { return 0.0; }
+    return ${p.readA[i]};
+  }
+  fn readB_${i}(${Z_ARGS}, kk : i32, col : i32) -> f32 {
+    if (kk >= ${p.K} || col >= ${p.N}) { return 0.0; }
+    return ${p.readB[i]};
+  }`).join('') + `
+  fn readA(${Z_ARGS}, row : i32, kk : i32) -> f32 { ${pick('readA', 'part, z, b, h, row, kk')} }
+  fn readB(${Z_ARGS}, kk : i32, col : i32) -> f32 { ${pick('readB', 'part, z, b, h, kk, col')} }
+  fn write(${Z_ARGS}, row : i32, col : i32, val : f32) {
+    ${p.write}
+  }`;
+};
+
+/**
+ * The k loop once per part, the part chosen outside it: a software adapter
+ * runs threads in SIMD lanes and, with the choice inside, took every part's
+ * loads for each (3x slower).
+ */
+const serialLoops = (p: Product) => p.readA.map((_, i) => `${i ? ' else ' : ''}${i < p.readA.length - 1 ? `if (part == ${i}) ` : ''}{
+      for (var kk = 0; kk < ${p.K}; kk++) {
+        let bv = vec4<f32>(readB_${i}(part, z, b, h, kk, col), readB_${i}(part, z, b, h, kk, col + 1),
+          readB_${i}(part, z, b, h, kk, col + 2), readB_${i}(part, z, b, h, kk, col + 3));
+        acc = fma(vec4<f32>(readA_${i}(part, z, b, h, row, kk)), bv, acc);
+      }
+    }`).join('');
+
+/**
+ * One thread per four neighbouring outputs of a row, no workgroup memory and
+ * no barriers: for software adapters, where a barrier costs more than the
+ * arithmetic it saves (serialKernels in webgpu-program.ts).
+ */
+function serialProgram(name: string, p: Product, outShape: number[], total: number): Program {
+  return {
+    variableNames: p.names,
+    outputShape: outShape,
+    shaderKey: `${name}_serial`,
+    dispatchLayout: flat(outShape),
+    dispatch: [Math.ceil(total / 64), 1, 1],
+    workgroupSize: [64, 1, 1],
+    uniforms: UNIFORMS,
+    getUserCode: () => `${accessors(p)}
+  fn main(index : i32) {
+    let n4 = (${p.N} + 3) / 4;
+    if (index >= ${p.readA.length} * uniforms.heads * ${p.M} * n4) { return; }
+    let col = (index % n4) * 4;
+    let row = (index / n4) % ${p.M};
+    let wz = index / (n4 * ${p.M});
+    let part = wz / uniforms.heads;
+    let z = wz % uniforms.heads;
+    let b = z / uniforms.H;
+    let h = z % uniforms.H;
+    var acc = vec4<f32>(0.0);
+    ${serialLoops(p)}
+    for (var j = 0; j < 4; j++) {
+      if (col + j < ${p.N}) { write(part, z, b, h, row, col + j, acc[j]); }
+    }
+  }`,
+  };
+}
+
+/** A per-part flag as a WGSL bool expression of `part`. */
+const kFast = (f: boolean[]) => f.every((x) => x === f[0]) ? String(f[0]) : `(${f.map((x, i) => x ? `part == ${i}` : '').filter(Boolean).join(' || ') || 'false'})`;
+
+/** The tiled program (the header says how it works). */
+function tiledProgram(name: string, p: Product, outShape: number[], dims: { M: number; N: number; heads: number }): Program {
+  return {
+    variableNames: p.names,
+    outputShape: outShape,
+    shaderKey: name,
+    dispatchLayout: flat(outShape),
+    dispatch: [Math.ceil(dims.N / TILE), Math.ceil(dims.M / TILE), dims.heads * p.readA.length],
+    workgroupSize: [8, 8, 1],
+    uniforms: UNIFORMS,
+    getUserCode: () => `
+  var<workgroup> tileA : array<array<f32, ${TILE + 1}>, ${TILE}>; // [row][k]
+  var<workgroup> tileB : array<array<f32, ${TILE + 1}>, ${TILE}>; // [k][col]
+${accessors(p)}
+
+  fn main(index : i32) {
+    let part = i32(workgroupId.z) / uniforms.heads;
+    let z = i32(workgroupId.z) % uniforms.heads;
+    let b = z / uniforms.H;
+    let h = z % uniforms.H;
+    let row0 = i32(workgroupId.y) * ${TILE};
+    let col0 = i32(workgroupId.x) * ${TILE};
+    let tx = i32(localId.x);
+    let ty = i32(localId.y);
+    let tid = ty * 8 + tx;
+    let aK = ${kFast(p.aKFast)};
+    let bK = ${kFast(p.bKFast)};
+    var acc : array<array<f32, 4>, 4>;
+    for (var k0 = 0; k0 < ${p.K}; k0 += ${TILE}) {
+      for (var e = tid; e < ${TILE * TILE}; e += 64) {
+        // Walk whichever index is contiguous in memory fastest across threads.
+        let fast = e % ${TILE};
+        let slow = e / ${TILE};
+        let ar = select(fast, slow, aK);
+        let ak = select(slow, fast, aK);
+        tileA[ar][ak] = readA(part, z, b, h, row0 + ar, k0 + ak);
+        let bk = select(slow, fast, bK);
+        let bc = select(fast, slow, bK);
+        tileB[bk][bc] = readB(part, z, b, h, k0 + bk, col0 + bc);
+      }
+      workgroupBarrier();
+      for (var kk = 0; kk < ${TILE}; kk++) {
+        var bv : array<f32, 4>;
+        for (var j = 0; j < 4; j++) { bv[j] = tileB[kk][tx + 8 * j]; }
+        for (var i = 0; i < 4; i++) {
+          let a = tileA[ty + 8 * i][kk];
+          for (var j = 0; j < 4; j++) { acc[i][j] = fma(a, bv[j], acc[i][j]); }
+        }
+      }
+      workgroupBarrier();
+    }
+    for (var i = 0; i < 4; i++) {
+      for (var j = 0; j < 4; j++) {
+        let row = row0 + ty + 8 * i;
+        let col = col0 + tx + 8 * j;
+        if (row < ${p.M} && col < ${p.N}) { write(part, z, b, h, row, col, acc[i][j]); }
+      }
+    }
+  }`,
+  };
+}
+
+/** attrs: B, H (batch and heads); the inputs as `Product.names`. */
+function kernel(name: string) {
+  const p = PRODUCTS[name];
+  return ({ inputs, attrs = {}, backend }: Args): tf.TensorInfo => {
+    const { B, H } = attrs;
+    const [BT, d3] = inputs.qkvIn.shape, T = BT / B, d = d3 / 3, hd = d / H;
+    const square = name === ATTENTION_SCORES || name === ATTENTION_DP;
+    const outShape = square ? [B, H, T, T] : name === ATTENTION_PV ? [BT, d] : [BT, 3 * d];
+    const u: Uniform[] = [T, H, hd, d, B * H].map((x) => ({ type: 'int32', data: [x] }));
+    const N = square ? T : hd;
+    const prog = serialKernels(backend) ? serialProgram(name, p, outShape, p.readA.length * B * H * T * Math.ceil(N / 4)) : tiledProgram(name, p, outShape, { M: T, N, heads: B * H });
+    return run(backend, prog, p.names.map((n) => inputs[n]), u);
+  };
+}
+
+export const ATTENTION_KERNELS: [string, (a: Args) => tf.TensorInfo][] =
+  [ATTENTION_SCORES, ATTENTION_PV, ATTENTION_DP, ATTENTION_DQKV].map((n) => [n, kernel(n)]);
+
+/** WebGPU's limit on workgroups along z: past it (B H > 21 845) the tfjs-op path is used. */
+export const MAX_FUSED_HEADS = Math.floor(65535 / 3);
