@@ -1,11 +1,18 @@
 // Browser side of the bench: start the requested GPU backend, then run the shared case.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
+import { installWebgpuKernels } from '../src/core/vit/webgpu-kernels';
 import { runSoak } from './soak';
 import { runCase, type BenchCase } from './step';
 
-export async function benchIn(backend: 'webgpu' | 'webgl', bc: BenchCase) {
+/** The backend as the studio's worker starts it: on webgpu with our fused kernels (backend-chain.ts). */
+async function start(backend: 'webgpu' | 'webgl') {
+  installWebgpuKernels();
   if (!(await tf.setBackend(backend))) throw new Error(`${backend} backend did not start`);
+}
+
+export async function benchIn(backend: 'webgpu' | 'webgl', bc: BenchCase) {
+  await start(backend);
   await tf.ready();
   let adapter = '';
   if (backend === 'webgpu') {
@@ -21,7 +28,7 @@ export async function benchIn(backend: 'webgpu' | 'webgl', bc: BenchCase) {
 }
 
 export async function soakIn(backend: 'webgpu' | 'webgl') {
-  if (!(await tf.setBackend(backend))) throw new Error(`${backend} backend did not start`);
+  await start(backend);
   await tf.ready();
   return runSoak();
 }
