@@ -46,6 +46,7 @@ train options (defaults in brackets):
   --fp16  write float16 tensors               --naming vpt|official  tensor names  [vpt]
   --no-cache  recompute features every step (Linear, Mlp)   --json  print a summary on stdout
   --recompute  keep only each frozen block's input and rerun it in backward (VPT, Linear, Mlp: less memory, ~1.5x the time)
+  --memory GiB  memory for a whole training step, the backbone included; larger batches run as passes within it  [2]
 
 compare options (and the train options above, shared by every protocol):
   --protocols A,B,...  e.g. linear,bias,vpt-shallow,vpt-deep    --seeds 1,2,3  [--seed]
@@ -66,7 +67,7 @@ const SPEC: FlagSpec = {
   'val-split': 'string', resize: 'string', augment: 'bool', mean: 'string', std: 'string', seed: 'string', resume: 'string',
   checkpoint: 'string', json: 'bool', 'micro-batch': 'string', fp16: 'bool', naming: 'string', backend: 'string',
   task: 'string', images: 'list', tensors: 'string', key: 'string', top: 'string', csv: 'string', split: 'string',
-  classes: 'string', help: 'bool', protocol: 'string', protocols: 'string', seeds: 'string', search: 'string', tasks: 'string', 'no-cache': 'bool', recompute: 'bool', threads: 'string',
+  classes: 'string', help: 'bool', protocol: 'string', protocols: 'string', seeds: 'string', search: 'string', tasks: 'string', 'no-cache': 'bool', recompute: 'bool', memory: 'string', threads: 'string',
 };
 
 export async function main(argv: string[]): Promise<number> {

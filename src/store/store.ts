@@ -25,6 +25,8 @@ export interface State {
   backbone: { phase: Phase; summary: BackboneSummary | null; error: string | null; download: Download | null; cached: { url: string; bytes: number }[] };
   dataset: { phase: Phase; summary: DatasetSummary | null; error: string | null; progress: { done: number; total: number } | null; dropped: string[]; renamed: Record<string, string>; split: 'fgvc' | 'vtab' | 'own' };
   training: { phase: 'idle' | 'running' | 'paused' | 'done' | 'error'; config: TrainConfig; history: EpochReport[]; step: number; totalSteps: number; startedAt: number; outcome: TrainOutcome | null; error: string | null; name: string;
+    /** Memory for a whole training step, the backbone included, in GiB: larger batches run as passes within it. */
+    memoryGiB: number;
     /** An unfinished run found in IndexedDB (from a closed or reloaded tab). */
     saved: { epoch: number; epochs: number; fingerprint: string; classes: string[]; name: string; backboneName: string } | null };
   library: { entries: LibraryEntry[]; error: string | null };
@@ -43,7 +45,7 @@ export const initialState: State = {
   engine: { phase: 'busy', info: null, error: null },
   backbone: { phase: 'idle', summary: null, error: null, download: null, cached: [] },
   dataset: { phase: 'idle', summary: null, error: null, progress: null, dropped: [], renamed: {}, split: 'fgvc' },
-  training: { phase: 'idle', config: { ...DEFAULT_TRAIN, epochs: 10, batch: 16, warmupEpochs: 1 }, history: [], step: 0, totalSteps: 0, startedAt: 0, outcome: null, error: null, name: 'my-task', saved: null },
+  training: { phase: 'idle', config: { ...DEFAULT_TRAIN, epochs: 10, batch: 16, warmupEpochs: 1 }, history: [], step: 0, totalSteps: 0, startedAt: 0, outcome: null, error: null, name: 'my-task', memoryGiB: 2, saved: null },
   library: { entries: [], error: null },
   compare: { phase: 'idle', specs: [{ name: 'linear', n: 0 }, { name: 'vpt-deep', n: 10 }], seeds: 1, tasks: 24, sameLr: false, runs: [], current: null, error: null },
   search: { phase: 'idle', grid: 'small', cells: [], best: null, final: false, note: null, error: null },

@@ -2,7 +2,7 @@ import { defaultLr, type TrainConfig } from '../core/train/config';
 import { plannedParams } from '../core/tuning/params';
 import { PROTOCOLS, promptTokens, protocolOf } from '../core/tuning/registry';
 import type { ProtocolName } from '../core/tuning/types';
-import { activationBytesPerImage, keepsBlocksFrozen } from '../core/train/memory';
+import { activationBytesPerImage, describePlan, formatBudget, keepsBlocksFrozen, planPasses } from '../core/train/memory';
 import { patch, useStore } from '../store/store';
 import { useState } from 'react';
 import { discardSavedRun, measureSpeed, pauseTraining, resumeTraining, startTraining, stopTraining } from './actions';
@@ -26,7 +26,8 @@ export function TrainPanel() {
   const ds = useStore((s) => s.dataset);
   const engineInfo = useStore((s) => s.engine.info);
   const c = t.config;
-  const canTrain = !!bb && ds.phase === 'ready' && t.phase !== 'running' && t.phase !== 'paused';
+  const budgetOk = t.memoryGiB > 0 && Number.isFinite(t.memoryGiB);
+  const canTrain = !!bb && ds.phase === 'ready' && t.phase !== 'running' && t.phase !== 'paused' && budgetOk;
   const classes = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).length : 0;
   const images = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).reduce((s, k) => s + k.count, 0) : 0;
   const proto = protocolOf(c.protocol.name);
@@ -35,6 +36,9 @@ export function TrainPanel() {
   // The engine worker runs webgpu's fused kernels, which keep less (the planner counts them for frozen blocks only).
   const fused = engineInfo?.backend === 'webgpu' && keepsBlocksFrozen(c.protocol.name);
   const activations = bb ? activationBytesPerImage(bb.config, prompts, false, fused) * c.batch : 0;
+  // The passes the engine will plan within the memory budget (the same planner, so the same answer).
+  const budgetBytes = t.memoryGiB * 1024 ** 3;
+  const plan = bb && budgetOk ? describePlan(planPasses(bb.config, c, { budgetBytes, fused, maxBindingBytes: engineInfo?.limits.maxStorageBufferBindingSize }), c) : null;
   const h = t.history;
   const last = h.at(-1);
   const elapsed = (Date.now() - t.startedAt) / 1000;
@@ -75,12 +79,18 @@ export function TrainPanel() {
         <Field label="Seed" k="seed" />
         <label>Augmentation{' '}<input type="checkbox" checked={c.augment} onChange={(e) => set({ augment: e.target.checked })} aria-label="Augmentation" /></label>
         <label>Task name{' '}<input value={t.name} onChange={(e) => patch('training', { name: e.target.value })} aria-label="Task name" /></label>
+        <label title="Memory for a whole training step, the backbone included. Larger batches run as passes within it, with the same result; raise it on a GPU with more memory for faster steps.">Memory budget (GiB){' '}
+          <input type="number" value={t.memoryGiB} step={0.5} min={0.25} disabled={t.phase === 'running' || t.phase === 'paused'} aria-label="Memory budget (GiB)"
+            onChange={(e) => patch('training', { memoryGiB: Number(e.target.value) })} />
+        </label>
       </div>
       {proto.warning && <p className="warn" role="note" data-testid="protocol-warning">{proto.warning}</p>}
+      {!budgetOk && <p role="alert" data-testid="memory-error">Memory budget: enter a positive number of GiB.</p>}
       {bb && ds.summary && (
         <p className="hint" data-testid="estimates">
           {params.toLocaleString()} trainable parameters ({(100 * params / bb.parameters).toFixed(3)}% of the backbone); task file about {formatBytes(params * 4 + 4096)};
-          applied learning rate {(c.lr * c.batch / 256).toPrecision(3)}; about {formatBytes(activations)} of activations per batch on {engineInfo?.backend ?? 'the engine'}; {stepsPerEpoch} steps per epoch
+          applied learning rate {(c.lr * c.batch / 256).toPrecision(3)}; about {formatBytes(activations)} of activations per batch on {engineInfo?.backend ?? 'the engine'}
+          {plan && <span data-testid="memory-plan">, so {plan} within {formatBudget(budgetBytes)}</span>}; {stepsPerEpoch} steps per epoch
           {speed && speed.key === key ? <span data-testid="epoch-estimate">; measured {(speed.msPerStep / 1000).toFixed(2)} s per step (micro-batch {speed.microBatch}): about {Math.ceil(stepsPerEpoch * speed.msPerStep / 1000)} s per epoch, {Math.ceil(c.epochs * stepsPerEpoch * speed.msPerStep / 60000)} min in all</span> : '.'}
           {' '}<button disabled={measuring || t.phase === 'running'} onClick={async () => { setMeasuring(true); const r = await measureSpeed(); setMeasuring(false); if (r) setSpeed({ ...r, key }); }}>{measuring ? 'Measuring…' : 'Estimate time'}</button>
         </p>

@@ -67,6 +67,9 @@ export async function loadDemoDataset(): Promise<void> {
   await loadDataset(files);
 }
 
+/** The Train panel's memory budget in bytes. */
+const budgetBytes = () => useStore.getState().training.memoryGiB * 1024 ** 3;
+
 export async function startTraining(resume = false): Promise<void> {
   const { training, dataset } = useStore.getState();
   const saved = resume ? await loadRun() : undefined;
@@ -77,7 +80,7 @@ export async function startTraining(resume = false): Promise<void> {
     const d = saved ?? dataset;
     const r = await engine().request({
       type: 'train', config: training.config, edits: { dropped: d.dropped, renamed: d.renamed }, split: d.split,
-      name: saved?.name ?? training.name, resume: saved ? saved.bytes.slice().buffer : undefined,
+      name: saved?.name ?? training.name, resume: saved ? saved.bytes.slice().buffer : undefined, memoryBudget: budgetBytes(),
     });
     patch('training', { phase: 'done', outcome: r.outcome, history: r.outcome.history, saved: null });
     await clearRun().catch(() => undefined);
@@ -175,7 +178,7 @@ export async function measureSpeed(): Promise<{ msPerStep: number; microBatch: n
   const { training, dataset } = useStore.getState();
   const classes = dataset.summary ? dataset.summary.classes.length - dataset.dropped.length : 2;
   try {
-    const r = await engine().request({ type: 'measure', config: training.config, classes });
+    const r = await engine().request({ type: 'measure', config: training.config, classes, memoryBudget: budgetBytes() });
     return { msPerStep: r.msPerStep, microBatch: r.microBatch };
   } catch (e) {
     useStore.getState().notify(`speed measurement failed: ${errorText(e)}`);
@@ -193,7 +196,7 @@ export async function startCompare(): Promise<void> {
     const seeds = Array.from({ length: Math.max(1, compare.seeds) }, (_, i) => training.config.seed + i);
     const r = await engine().request({
       type: 'compare', settings: { ...training.config, lr: compare.sameLr ? training.config.lr : 0 }, specs: compare.specs, seeds,
-      edits: { dropped: dataset.dropped, renamed: dataset.renamed }, split: dataset.split, fp16: true,
+      edits: { dropped: dataset.dropped, renamed: dataset.renamed }, split: dataset.split, fp16: true, memoryBudget: budgetBytes(),
     });
     patch('compare', { phase: 'done', runs: r.runs, current: null });
     patch('training', { phase: 'idle' });
@@ -217,7 +220,7 @@ export async function startSearch(): Promise<void> {
   patch('search', { phase: 'running', cells, best: null, final: false, note: null, error: null });
   patch('training', { phase: 'running', history: [], step: 0, totalSteps: 0, outcome: null, error: null, startedAt: Date.now() });
   try {
-    const r = await engine().request({ type: 'search', config: training.config, grid, edits: { dropped: dataset.dropped, renamed: dataset.renamed }, split: dataset.split, name: training.name });
+    const r = await engine().request({ type: 'search', config: training.config, grid, edits: { dropped: dataset.dropped, renamed: dataset.renamed }, split: dataset.split, name: training.name, memoryBudget: budgetBytes() });
     patch('search', { phase: 'done', cells: r.cells, best: r.best, note: `tuned on ${r.tuneTrain}/${r.tuneVal} images (${r.rule === 'vtab' ? 'VTAB 800/200' : '90/10'} of the training split), then retrained on all ${r.tuneTrain + r.tuneVal}` });
     patch('training', { phase: 'done', outcome: r.outcome, history: r.outcome.history });
   } catch (e) {

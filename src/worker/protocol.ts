@@ -96,17 +96,18 @@ export type Request =
   | { type: 'init'; prefer?: BackendName }
   | { type: 'loadBackbone'; name: string; bytes: ArrayBuffer; config?: unknown; preprocessor?: unknown }
   | { type: 'loadDataset'; files: DataFile[]; /** Bytes of prepared pixels to keep in memory (default 1 GiB); past it the dataset streams. */ pixelBudget?: number }
-  | { type: 'train'; config: TrainConfig; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; name: string; resume?: ArrayBuffer }
+  /** `memoryBudget`: bytes for a whole step, the backbone included (default 2 GiB); larger batches run as passes within it. */
+  | { type: 'train'; config: TrainConfig; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; name: string; resume?: ArrayBuffer; memoryBudget?: number }
   | { type: 'pause' } | { type: 'resume' } | { type: 'stop' }
   | { type: 'exportTask'; taskId: string; fp16: boolean; naming: 'vpt' | 'official' }
   | { type: 'loadTask'; name: string; bytes: ArrayBuffer; id?: string }
   | { type: 'forgetTask'; taskId: string }
   | { type: 'classify'; image: Blob; taskIds: string[]; top: number }
-  | { type: 'measure'; config: TrainConfig; classes: number }
+  | { type: 'measure'; config: TrainConfig; classes: number; memoryBudget?: number }
   /** Several protocols one after another on the same split and budget; `settings.lr` 0 = each protocol's default. */
-  | { type: 'compare'; settings: TrainConfig; specs: ProtocolSpec[]; seeds: number[]; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; fp16: boolean }
+  | { type: 'compare'; settings: TrainConfig; specs: ProtocolSpec[]; seeds: number[]; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; fp16: boolean; memoryBudget?: number }
   /** Grid search over lr x wd on a split of the training data, then the best retrained on all of it. */
-  | { type: 'search'; config: TrainConfig; grid: Grid; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; name: string }
+  | { type: 'search'; config: TrainConfig; grid: Grid; edits: ClassEdits; split: 'fgvc' | 'vtab' | 'own'; name: string; memoryBudget?: number }
   /** Fault injection for tests: lose the WebGPU device, or report an out-of-memory error to the detector. */
   | { type: 'injectFault'; kind: 'lost' | 'oom' };
 

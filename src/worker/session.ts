@@ -89,7 +89,7 @@ export class Session {
       case 'loadTask': return { type: 'loadTask', task: this.loadTask(req.name, new Uint8Array(req.bytes), req.id) };
       case 'forgetTask': this.tasks.delete(req.taskId); return { type: 'forgetTask' };
       case 'classify': return this.classify(req.image, req.taskIds, req.top);
-      case 'measure': return this.measure(req.config, req.classes);
+      case 'measure': return this.measure(req.config, req.classes, req.memoryBudget);
       case 'compare': return this.compare(req);
       case 'search': return this.search(req);
       case 'injectFault': {
@@ -121,15 +121,17 @@ export class Session {
     if (!this.dataset) throw new VptError('dataset', 'load a dataset first');
     const resume = req.resume ? readCheckpoint(new Uint8Array(req.resume), 'saved run') : undefined;
     // A resumed run keeps its own settings.
-    const cfg = this.withMicroBatch({ ...(resume ? resume.config : req.config) });
+    const cfg = this.withMicroBatch({ ...(resume ? resume.config : req.config) }, req.memoryBudget);
     const data = makeSplits(this.dataset, req.edits, req.split, cfg.valSplit, cfg.seed);
     this.stopRequested = false;
     const result = await this.trainWithRecovery(b, data, cfg, {}, true, resume);
     return { type: 'train', outcome: await this.keepTask(result, data, cfg, req.name) };
   }
 
-  private withMicroBatch(cfg: TrainConfig): TrainConfig {
-    return planPasses(this.need().b.weights.config, cfg, this.info?.limits.maxStorageBufferBindingSize, undefined, fusedKernels());
+  /** The passes a run makes within `budgetBytes` (the page's memory budget) on this device. */
+  private withMicroBatch(cfg: TrainConfig, budgetBytes?: number): TrainConfig {
+    if (budgetBytes !== undefined && !(budgetBytes > 0 && Number.isFinite(budgetBytes))) throw new VptError('memory budget', `${budgetBytes / 1024 ** 3} GiB is not a positive size`);
+    return planPasses(this.need().b.weights.config, cfg, { maxBindingBytes: this.info?.limits.maxStorageBufferBindingSize, budgetBytes, fused: fusedKernels() });
   }
 
   /** Hold a trained state as a task and describe it for the page (validation predictions included). */
@@ -179,7 +181,7 @@ export class Session {
     const settings = { ...shared, ...(lr > 0 ? { lr } : {}), microBatch };
     const meta = { classes: data.classes, backbone: backboneRef(b), preprocessing: b.preprocessing };
     const runs = await compareProtocols(
-      (d, cfg, hooks) => this.trainWithRecovery(b, d, this.withMicroBatch({ ...cfg }), hooks, false),
+      (d, cfg, hooks) => this.trainWithRecovery(b, d, this.withMicroBatch({ ...cfg }, req.memoryBudget), hooks, false),
       data, settings, req.specs, req.seeds,
       (s) => writeTask(s, meta, { dtype: req.fp16 ? 'F16' : 'F32' }).byteLength,
       {
@@ -194,7 +196,7 @@ export class Session {
   private async search(req: Extract<Request, { type: 'search' }>): Promise<Reply> {
     const { b } = this.need();
     if (!this.dataset) throw new VptError('dataset', 'load a dataset first');
-    const cfg = this.withMicroBatch({ ...req.config });
+    const cfg = this.withMicroBatch({ ...req.config }, req.memoryBudget);
     const data = makeSplits(this.dataset, req.edits, req.split, cfg.valSplit, cfg.seed);
     this.stopRequested = false;
     const r = await searchHyper((d, c, hooks) => this.trainWithRecovery(b, d, c, hooks, false), data, cfg, req.grid, {
@@ -312,11 +314,11 @@ export class Session {
   }
 
   /** Time one real training step (after a warm-up step) on random images of the configured shape. */
-  private async measure(cfg: TrainConfig, classes: number): Promise<Reply> {
+  private async measure(cfg: TrainConfig, classes: number, budgetBytes?: number): Promise<Reply> {
     const { b, m } = this.need();
     const c = b.weights.config;
     // The passes training would use, recomputation included, so the estimate is of the real step.
-    const { microBatch, recompute } = this.withMicroBatch({ ...cfg });
+    const { microBatch, recompute } = this.withMicroBatch({ ...cfg }, budgetBytes);
     m.prepareBackward();
     const rng = new Rng(cfg.seed);
     const proto = protocolOf(cfg.protocol.name);

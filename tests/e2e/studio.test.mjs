@@ -55,6 +55,14 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await page.getByLabel('Learning rate (per 256 images)', { exact: true }).fill('4');
   await page.getByLabel('Warm-up epochs', { exact: true }).fill('1');
   await page.getByLabel('Task name', { exact: true }).fill('letters-abcd');
+  // The memory budget: the plan it buys is shown before training; a bad one is refused, not used.
+  assert.match(await page.getByTestId('memory-plan').innerText(), /one pass of 8 images within 2 GiB/);
+  await page.getByLabel('Memory budget (GiB)', { exact: true }).fill('0.001');
+  assert.match(await page.getByTestId('memory-plan').innerText(), /passes of [1-7] images.* within 1 MiB/);
+  await page.getByLabel('Memory budget (GiB)', { exact: true }).fill('0');
+  assert.match(await page.getByTestId('memory-error').innerText(), /enter a positive number of GiB/);
+  assert.equal(await page.getByTestId('train').isDisabled(), true);
+  await page.getByLabel('Memory budget (GiB)', { exact: true }).fill('2');
   await page.getByRole('button', { name: 'Estimate time' }).click();
   await page.getByTestId('epoch-estimate').waitFor({ timeout: 120_000 });
   assert.match(await page.getByTestId('epoch-estimate').textContent(), /measured [\d.]+ s per step \(micro-batch 8\): about \d+ s per epoch/);

@@ -108,8 +108,10 @@ describe('vpt CLI', () => {
     expect(rows[0].stored_multiple).toBeCloseTo(1 + (10 * rows[0].tuned_params) / rows[0].backbone_params, 6);
     expect(readFileSync(csv, 'utf8').split('\n')[0]).toMatch(/^protocol,title,runs,accuracy,accuracy_std,tuned_params,file_bytes,stored_for_10_tasks_x_backbone/);
     const out = join(tmp, 'lora.vpt.safetensors');
-    const t = vpt('train', '--backbone', TINY, '--data', data, '--out', out, '--protocol', 'lora-2', '--epochs', '1', '--batch', '8');
+    // A memory budget too small for the batch: passes of a few images, said in the log.
+    const t = vpt('train', '--backbone', TINY, '--data', data, '--out', out, '--protocol', 'lora-2', '--epochs', '1', '--batch', '8', '--memory', '0.03');
     expect(t.code).toBe(0);
+    expect(t.err).toMatch(/memory: passes of [1-7] images \(30\.7 MiB for the whole step\)/);
     const info = JSON.parse(vpt('inspect', out).out);
     expect(info.kind).toBe('task');
     expect(info.protocol).toBe('lora-2');
@@ -136,6 +138,9 @@ describe('vpt CLI', () => {
     const lr = vpt('train', '--backbone', TINY, '--data', data, '--out', join(tmp, 'x.safetensors'), '--lr', 'fast');
     expect(lr.code).toBe(2);
     expect(lr.err).toMatch(/--lr expects a number/);
+    const mem = vpt('train', '--backbone', TINY, '--data', data, '--out', join(tmp, 'x.safetensors'), '--memory', '0');
+    expect(mem.code).toBe(2);
+    expect(mem.err).toMatch(/^error: --memory expects GiB for a training step, more than 0 and at most 1024, got "0"/m);
     const wrong = vpt('eval', '--backbone', join(FIX, 'backbone.npz'), '--task', join(tmp, 'letters.vpt.safetensors'), '--data', data);
     expect(wrong.code).toBe(1);
     expect(wrong.err).toMatch(/letters\.vpt\.safetensors: task was made for a backbone with hidden size 64/);

@@ -51,9 +51,9 @@ describe('webgpu\'s fused kernels (a smaller footprint, measured in node-webgpu.
     expect(residentModelBytes(vitB) + fused.microBatch * activationBytesPerImage(vitB, 10, true, true)).toBeLessThanOrEqual(2 * 1024 ** 3);
     expect(residentModelBytes(vitB) + (fused.microBatch + 1) * activationBytesPerImage(vitB, 10, true, true)).toBeGreaterThan(2 * 1024 ** 3);
     const vpt = resolveTrainConfig({ batch: 64, protocol: { name: 'vpt-deep', n: 10 } });
-    expect(planPasses(vitB, vpt, undefined, undefined, true).microBatch).toBe(fused.microBatch);
+    expect(planPasses(vitB, vpt, { fused: true }).microBatch).toBe(fused.microBatch);
     const lora = resolveTrainConfig({ batch: 64, protocol: { name: 'lora', n: 8 } });
-    expect(planPasses(vitB, lora, undefined, undefined, true)).toEqual(planPasses(vitB, lora));
+    expect(planPasses(vitB, lora, { fused: true })).toEqual(planPasses(vitB, lora));
   });
 });
 
@@ -72,3 +72,28 @@ describe('planPasses (the studio and the CLI)', () => {
     expect(planPasses(tiny, resolveTrainConfig({ batch: 16 })).microBatch).toBe(16);
   });
 });
+
+describe('the memory budget (the studio\'s field, the CLI\'s --memory)', () => {
+  it('a larger budget buys larger passes and, at last, the whole batch without recomputation; the plan says so', async () => {
+    const { planPasses, describePlan, formatBudget, residentModelBytes } = await import('../../src/core/train/memory');
+    const { resolveTrainConfig } = await import('../../src/core/train/config');
+    const cfg = resolveTrainConfig({ batch: 64, protocol: { name: 'vpt-deep', n: 10 } });
+    const at = (gib: number) => planPasses(vitB, cfg, { budgetBytes: gib * 1024 ** 3 });
+    const sizes = [1, 2, 4, 8, 16, 64].map((g) => at(g).microBatch);
+    for (let i = 1; i < sizes.length; i++) expect(sizes[i]).toBeGreaterThanOrEqual(sizes[i - 1]);
+    expect(at(1).microBatch).toBeLessThan(at(8).microBatch);
+    // Every plan fits its own budget by the planner's estimate.
+    for (const g of [1, 2, 4, 8, 16]) {
+      const p = at(g);
+      expect(residentModelBytes(vitB) + p.microBatch * activationBytesPerImage(vitB, 10, p.recompute)).toBeLessThanOrEqual(g * 1024 ** 3);
+    }
+    const big = at(64);
+    expect([big.microBatch, big.recompute]).toEqual([64, false]);
+    expect(describePlan(big, cfg)).toBe('one pass of 64 images');
+    expect(describePlan(at(2), cfg)).toBe('passes of 8 images, recomputing blocks in the backward pass');
+    expect(formatBudget(2 * 1024 ** 3)).toBe('2 GiB');
+    expect(formatBudget(1.5 * 1024 ** 3)).toBe('1.5 GiB');
+    expect(formatBudget(0.5 * 1024 ** 3)).toBe('512 MiB');
+  });
+});
+

@@ -8,7 +8,8 @@ import type { TrainData } from '../../core/train/loop';
 import { splitTrainVal } from '../../core/train/split';
 import type { Preprocessing } from '../../core/vit/config';
 import type { Backbone } from '../../core/vit/load';
-import { oneOf, triple, type Parsed } from '../args';
+import { DEFAULT_STEP_BUDGET } from '../../core/train/memory';
+import { num, oneOf, str, triple, UsageError, type Parsed } from '../args';
 import { decoderFor } from '../decode-pool';
 import { loadExamples, readBytes, readLayout } from '../node-io';
 
@@ -75,4 +76,12 @@ export async function loadTrainData(dataDir: string, pre: Preprocessing, cfg: Pi
   const empty = classes.filter((_, i) => counts[i] === 0);
   if (empty.length) throw new VptError(dataDir, `class folder(s) without usable training images: ${empty.join(', ')}`);
   return { train: trainEx, val, classes };
+}
+
+/** `--memory GiB`: bytes for a whole training step, the frozen model included (the planner's budget; 2 GiB by default). */
+export function memoryFlag(p: Parsed): number {
+  const gib = num(p, 'memory');
+  if (gib === undefined) return DEFAULT_STEP_BUDGET;
+  if (!(gib > 0) || gib > 1024) throw new UsageError(`--memory expects GiB for a training step, more than 0 and at most 1024, got "${str(p, 'memory')}"`);
+  return gib * 1024 ** 3;
 }

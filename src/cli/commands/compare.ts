@@ -18,7 +18,7 @@ import { FrozenViT } from '../../core/vit/model';
 import { countParams } from '../../core/vit/weights';
 import { num, oneOf, str, UsageError, type Parsed } from '../args';
 import { loadBackboneFromPath } from '../node-io';
-import { backboneRef, loadTrainData, log, preprocessingFromFlags } from './common';
+import { backboneRef, loadTrainData, log, memoryFlag, preprocessingFromFlags } from './common';
 import { configFromFlags } from './train';
 
 export async function compare(p: Parsed, backend: string): Promise<void> {
@@ -35,6 +35,7 @@ export async function compare(p: Parsed, backend: string): Promise<void> {
   const tasks = num(p, 'tasks', true) ?? 24;
   const settings = { ...configFromFlags(p), protocol: undefined };
   resolveTrainConfig(settings); // validate the shared flags once, before any work
+  const budgetBytes = memoryFlag(p);
   const b = await loadBackboneFromPath(backbonePath);
   const pre = preprocessingFromFlags(b, p);
   const data = await loadTrainData(dataDir, pre, resolveTrainConfig(settings));
@@ -43,7 +44,7 @@ export async function compare(p: Parsed, backend: string): Promise<void> {
   const dtype = p.flags.get('fp16') === true ? 'F16' as const : 'F32' as const;
   const fileBytes = (s: Parameters<typeof writeTask>[0]) => writeTask(s, { classes: data.classes, backbone: ref, preprocessing: pre }, { dtype }).byteLength;
   const model = new FrozenViT(b.weights);
-  const run: Runner = (d, cfg, hooks) => train(model, pre, d, planPasses(b.weights.config, cfg, undefined, undefined, fusedKernels()), b.fingerprint, hooks);
+  const run: Runner = (d, cfg, hooks) => train(model, pre, d, planPasses(b.weights.config, cfg, { budgetBytes, fused: fusedKernels() }), b.fingerprint, hooks);
   const runs: CompareRun[] = [];
   try {
     if (!search) {

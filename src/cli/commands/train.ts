@@ -4,14 +4,14 @@ import { writeTask } from '../../core/io/task-file';
 import { readCheckpoint, writeCheckpoint } from '../../core/train/checkpoint';
 import { resolveTrainConfig, type TrainConfig } from '../../core/train/config';
 import { train as runTraining } from '../../core/train/loop';
-import { planPasses } from '../../core/train/memory';
+import { describePlan, formatBudget, planPasses } from '../../core/train/memory';
 import { fusedKernels } from '../../core/vit/webgpu-kernels';
 import { parseSpec, protocolOf, titleOf } from '../../core/tuning/registry';
 import type { ProtocolSpec } from '../../core/tuning/types';
 import { FrozenViT } from '../../core/vit/model';
 import { num, oneOf, str, UsageError, type Parsed } from '../args';
 import { loadBackboneFromPath, readBytes } from '../node-io';
-import { backboneRef, loadTrainData, log, preprocessingFromFlags } from './common';
+import { backboneRef, loadTrainData, log, memoryFlag, preprocessingFromFlags } from './common';
 
 function writeAtomic(path: string, bytes: Uint8Array): void {
   // Write then rename, so a crash never leaves a half-written file under the real name.
@@ -51,6 +51,7 @@ export async function train(p: Parsed, backend: string): Promise<void> {
   const dataDir = str(p, 'data');
   const out = str(p, 'out');
   if (!backbonePath || !dataDir || !out) throw new UsageError('train needs --backbone PATH --data DIR --out FILE');
+  const budgetBytes = memoryFlag(p);
   const resumePath = str(p, 'resume');
   const resume = resumePath ? readCheckpoint(readBytes(resumePath), resumePath) : undefined;
   // A resumed run keeps its own settings; flags may only extend the epochs.
@@ -63,9 +64,9 @@ export async function train(p: Parsed, backend: string): Promise<void> {
   log(`data: ${classes.length} classes, ${trainEx.length} train, ${val.length} validation images; ${titleOf(cfg.protocol)}`);
   const warning = protocolOf(cfg.protocol.name).warning;
   if (warning) log(`warning: ${warning}`);
-  // Passes that keep the whole step within 2 GiB, as the studio plans them (gradients accumulate exactly: same result).
-  const planned = planPasses(b.weights.config, cfg, undefined, undefined, fusedKernels());
-  if (planned.microBatch < cfg.batch) log(`memory: passes of ${planned.microBatch} images${planned.recompute && !cfg.recompute ? ', recomputing blocks in the backward pass' : ''} (2 GiB for the whole step)`);
+  // Passes that keep the whole step within --memory, as the studio plans them (gradients accumulate exactly: same result).
+  const planned = planPasses(b.weights.config, cfg, { budgetBytes, fused: fusedKernels() });
+  if (planned.microBatch < cfg.batch) log(`memory: ${describePlan(planned, cfg)} (${formatBudget(budgetBytes)} for the whole step)`);
   const model = new FrozenViT(b.weights);
   const ckptPath = str(p, 'checkpoint') ?? out.replace(/(\.vpt)?\.safetensors$/, '') + '.ckpt.safetensors';
   try {

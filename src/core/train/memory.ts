@@ -105,20 +105,37 @@ export function keepsBlocksFrozen(protocol: string): boolean {
   return !protocolOf(protocol).tuning || protocol.startsWith('vpt-');
 }
 
+/** Where a plan must fit: the device's largest binding, the step's byte budget, and whether webgpu's fused kernels run. */
+export interface PassOptions {
+  maxBindingBytes?: number;
+  /** Bytes for the whole step, the frozen model included (the studio's and the CLI's memory budget). */
+  budgetBytes?: number;
+  /** The engine runs webgpu's fused kernels (vit/webgpu-kernels.ts `fusedKernels()`). */
+  fused?: boolean;
+}
+
 /**
  * A run's passes, as the studio and the CLI plan them when no micro-batch was
- * given: the whole step within `stepBudgetBytes`, recomputing frozen blocks
- * when that allows larger passes. Protocols that change the blocks (Partial,
- * Adapter, LoRA, Bias, Full) keep every activation: micro-batch only. An
- * explicit micro-batch (or --recompute) is kept as given. `fused`: the
- * engine runs webgpu's fused kernels (vit/webgpu-kernels.ts `fusedKernels()`);
- * their smaller footprint was measured for frozen blocks only, so only those
- * plans use it.
+ * given: the whole step within the budget, recomputing frozen blocks when that
+ * allows larger passes. Protocols that change the blocks (Partial, Adapter,
+ * LoRA, Bias, Full) keep every activation: micro-batch only. An explicit
+ * micro-batch (or --recompute) is kept as given. The fused kernels' smaller
+ * footprint was measured for frozen blocks only, so only those plans use it.
  */
-export function planPasses(c: ViTConfig, cfg: TrainConfig, maxBindingBytes?: number, stepBudgetBytes = DEFAULT_STEP_BUDGET, fused = false): TrainConfig {
+export function planPasses(c: ViTConfig, cfg: TrainConfig, o: PassOptions = {}): TrainConfig {
   if (cfg.microBatch) return cfg;
+  const budget = o.budgetBytes ?? DEFAULT_STEP_BUDGET;
   const plan = keepsBlocksFrozen(cfg.protocol.name)
-    ? choosePasses(c, promptTokens(cfg.protocol), cfg.batch, maxBindingBytes, stepBudgetBytes, fused)
-    : { microBatch: chooseMicroBatch(c, 0, cfg.batch, maxBindingBytes, activationBudget(c, stepBudgetBytes)), recompute: false };
+    ? choosePasses(c, promptTokens(cfg.protocol), cfg.batch, o.maxBindingBytes, budget, o.fused)
+    : { microBatch: chooseMicroBatch(c, 0, cfg.batch, o.maxBindingBytes, activationBudget(c, budget)), recompute: false };
   return { ...cfg, microBatch: plan.microBatch, recompute: cfg.recompute || plan.recompute };
+}
+
+/** A budget as people write it: "2 GiB", "1.5 GiB", "512 MiB". */
+export const formatBudget = (bytes: number) => bytes >= 1024 ** 3 ? `${+(bytes / 1024 ** 3).toFixed(2)} GiB` : `${+(bytes / 1024 ** 2).toFixed(1)} MiB`;
+
+/** What a plan does, for the CLI's log and the studio's panel, e.g. "passes of 18 images, recomputing blocks in the backward pass". */
+export function describePlan(planned: TrainConfig, asked: TrainConfig): string {
+  const passes = planned.microBatch && planned.microBatch < planned.batch ? `passes of ${planned.microBatch} images` : `one pass of ${planned.batch} images`;
+  return `${passes}${planned.recompute && !asked.recompute ? ', recomputing blocks in the backward pass' : ''}`;
 }
