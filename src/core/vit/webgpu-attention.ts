@@ -40,9 +40,10 @@ const TILE = 32;
  * `readB[part]` are expressions for A[row, kk] and B[kk, col]; `write` stores
  * `val` at (row, col) and may use `part`. All may use z, b, h and the
  * uniforms T, H, hd, d. `aKFast[part]` / `bKFast[part]`: whether A's (B's)
- * elements are contiguous along k, so that tile loads walk k fastest.
+ * elements are contiguous along k, so that tile loads walk k fastest. `out`:
+ * the result's layout, [B, H, T, T] scores, [B*T, d] heads or [B*T, 3d].
  */
-interface Product { names: string[]; M: string; N: string; K: string; readA: string[]; readB: string[]; write: string; aKFast: boolean[]; bKFast: boolean[] }
+interface Product { names: string[]; out: 'scores' | 'heads' | 'qkv'; M: string; N: string; K: string; readA: string[]; readB: string[]; write: string; aKFast: boolean[]; bKFast: boolean[] }
 
 // Row `r` of batch b's tokens in a [B*T, w] matrix, column c: (b T + r) w + c.
 const q = (r: string, c: string) => `qkvIn[(b * uniforms.T + ${r}) * 3 * uniforms.d + h * uniforms.hd + ${c}]`;
@@ -54,23 +55,23 @@ const sq = (name: string, r: string, c: string) => `${name}[(z * uniforms.T + ${
 
 const PRODUCTS: Record<string, Product> = {
   [ATTENTION_SCORES]: {
-    names: ['qkvIn'], M: 'uniforms.T', N: 'uniforms.T', K: 'uniforms.hd',
+    names: ['qkvIn'], out: 'scores', M: 'uniforms.T', N: 'uniforms.T', K: 'uniforms.hd',
     readA: [q('row', 'kk')], readB: [k('col', 'kk')],
     write: `result[(z * uniforms.T + row) * uniforms.T + col] = val;`, aKFast: [true], bKFast: [true],
   },
   [ATTENTION_PV]: {
-    names: ['pIn', 'qkvIn'], M: 'uniforms.T', N: 'uniforms.hd', K: 'uniforms.T',
+    names: ['pIn', 'qkvIn'], out: 'heads', M: 'uniforms.T', N: 'uniforms.hd', K: 'uniforms.T',
     readA: [sq('pIn', 'row', 'kk')], readB: [v('kk', 'col')],
     write: `result[(b * uniforms.T + row) * uniforms.d + h * uniforms.hd + col] = val;`, aKFast: [true], bKFast: [false],
   },
   [ATTENTION_DP]: {
-    names: ['doIn', 'qkvIn'], M: 'uniforms.T', N: 'uniforms.T', K: 'uniforms.hd',
+    names: ['doIn', 'qkvIn'], out: 'scores', M: 'uniforms.T', N: 'uniforms.T', K: 'uniforms.hd',
     readA: [o('row', 'kk')], readB: [v('col', 'kk')],
     write: `result[(z * uniforms.T + row) * uniforms.T + col] = val;`, aKFast: [true], bKFast: [true],
   },
   // Three parts, one per column block of the [B*T, 3d] gradient: dQ = dS K, dK = dS^T Q, dV = P^T dO.
   [ATTENTION_DQKV]: {
-    names: ['dsIn', 'pIn', 'qkvIn', 'doIn'], M: 'uniforms.T', N: 'uniforms.hd', K: 'uniforms.T',
+    names: ['dsIn', 'pIn', 'qkvIn', 'doIn'], out: 'qkv', M: 'uniforms.T', N: 'uniforms.hd', K: 'uniforms.T',
     readA: [sq('dsIn', 'row', 'kk'), sq('dsIn', 'kk', 'row'), sq('pIn', 'kk', 'row')],
     readB: [k('kk', 'col'), q('kk', 'col'), o('kk', 'col')],
     write: `result[(b * uniforms.T + row) * 3 * uniforms.d + part * uniforms.d + h * uniforms.hd + col] = val;`,
@@ -224,10 +225,9 @@ function kernel(name: string) {
   return ({ inputs, attrs = {}, backend }: Args): tf.TensorInfo => {
     const { B, H } = attrs;
     const [BT, d3] = inputs.qkvIn.shape, T = BT / B, d = d3 / 3, hd = d / H;
-    const square = name === ATTENTION_SCORES || name === ATTENTION_DP;
-    const outShape = square ? [B, H, T, T] : name === ATTENTION_PV ? [BT, d] : [BT, 3 * d];
+    const outShape = { scores: [B, H, T, T], heads: [BT, d], qkv: [BT, 3 * d] }[p.out];
     const u: Uniform[] = [T, H, hd, d, B * H].map((x) => ({ type: 'int32', data: [x] }));
-    const N = square ? T : hd;
+    const N = p.out === 'scores' ? T : hd;
     const prog = serialKernels(backend) ? serialProgram(name, p, outShape, p.readA.length * B * H * T * Math.ceil(N / 4)) : tiledProgram(name, p, outShape, { M: T, N, heads: B * H });
     return run(backend, prog, p.names.map((n) => inputs[n]), u);
   };
