@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describeBackend, useBackend } from '../src/cli/backend';
 import { choosePasses } from '../src/core/train/memory';
 import { PRESETS, type ViTConfig } from '../src/core/vit/config';
+import { setFusedAttention } from '../src/core/vit/attention';
 import { fusedKernels, setFusedKernels } from '../src/core/vit/webgpu-kernels';
 import { formatProfile, profileStep, type StepProfile } from './profile-step';
 import { matmulGflops, runCase, type BenchCase, type BenchResult } from './step';
@@ -43,26 +44,29 @@ export async function runGpuBench(): Promise<void> {
   }
   save();
 
-  // plain: the same step on tfjs's own ops instead of the fused WGSL kernels (src/core/vit/webgpu-kernels.ts).
-  const run = async (model: string, c: ViTConfig, bc: Omit<BenchCase, 'config'>, note?: string, plain = false) => {
-    if (plain) note = 'plain tfjs ops, no fused kernels';
-    const was = setFusedKernels(!plain);
+  // 'plain': the same step on tfjs's own ops instead of the fused WGSL kernels (src/core/vit/webgpu-kernels.ts);
+  // 'tfjs attention': the fused kernels but attention on tfjs ops (src/core/vit/webgpu-attention.ts off).
+  const run = async (model: string, c: ViTConfig, bc: Omit<BenchCase, 'config'>, note?: string, mode: 'fused' | 'plain' | 'tfjs attention' = 'fused') => {
+    const plain = mode === 'plain';
+    if (mode !== 'fused') note = mode === 'plain' ? 'plain tfjs ops, no fused kernels' : 'fused kernels, attention on tfjs ops';
+    const was = setFusedKernels(!plain), wasAttention = setFusedAttention(mode === 'fused');
     try {
       const r = await runCase({ config: c, ...bc });
       const pool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
       let torch: GpuRow['torch'] = null;
-      if (torchPython && !bc.embedded && !bc.recompute && !bc.once && !plain) {
+      if (torchPython && !bc.embedded && !bc.recompute && !bc.once && mode === 'fused') {
         const py = spawnSync(torchPython, ['bench/torch_step.py', String(bc.prompts), String(bc.batch), '1', 'cuda', model === 'ViT-B/16' ? 'b' : 'ti'], { encoding: 'utf8', timeout: 300_000 });
         if (py.status === 0) torch = JSON.parse(py.stdout.trim().split('\n').at(-1)!);
         else log(`PyTorch: ${(py.stderr || py.error?.message || '').trim().split('\n').at(-1)}`);
       }
       rows.push({ model, prompts: bc.prompts, batch: bc.batch, recompute: !!bc.recompute, ...r, gpuPoolBytes: pool, torch, ...(note ? { note } : bc.embedded ? { note: 'from cached patch embeddings' } : {}) });
-      log(`${model} p=${bc.prompts} b=${bc.batch}${bc.recompute ? ' recompute' : ''}${bc.embedded ? ' embedded' : ''}${plain ? ' plain ops' : ''}: step ${r.stepMs.toFixed(1)} ms (first ${r.firstStepMs?.toFixed(0) ?? '-'} ms), forward ${r.forwardMs.toFixed(1)} ms, ${(100 * r.efficiency).toFixed(0)}% of ${r.matmulGflops.toFixed(0)} GFLOP/s, peak ${((r.peakBytes ?? 0) / 2 ** 20).toFixed(0)} MB${torch ? `; PyTorch ${torch.stepMs.toFixed(1)} ms (ours ${(r.stepMs / torch.stepMs).toFixed(2)}x)` : ''}`);
+      log(`${model} p=${bc.prompts} b=${bc.batch}${bc.recompute ? ' recompute' : ''}${bc.embedded ? ' embedded' : ''}${mode === 'fused' ? '' : ` ${mode}`}: step ${r.stepMs.toFixed(1)} ms (first ${r.firstStepMs?.toFixed(0) ?? '-'} ms), forward ${r.forwardMs.toFixed(1)} ms, ${(100 * r.efficiency).toFixed(0)}% of ${r.matmulGflops.toFixed(0)} GFLOP/s, peak ${((r.peakBytes ?? 0) / 2 ** 20).toFixed(0)} MB${torch ? `; PyTorch ${torch.stepMs.toFixed(1)} ms (ours ${(r.stepMs / torch.stepMs).toFixed(2)}x)` : ''}`);
     } catch (e) {
       log(`${model} p=${bc.prompts} b=${bc.batch}: failed: ${(e as Error).message.split('\n')[0]}`);
       rows.push({ model, prompts: bc.prompts, batch: bc.batch, recompute: !!bc.recompute, forwardMs: NaN, stepMs: NaN, imagesPerSecond: NaN, stepGflops: NaN, matmulGflops: NaN, efficiency: NaN, peakBytes: null, note: `failed: ${(e as Error).message.split('\n')[0]}` });
     } finally {
       setFusedKernels(was);
+      setFusedAttention(wasAttention);
     }
     save();
   };
@@ -70,16 +74,17 @@ export async function runGpuBench(): Promise<void> {
   const ti = preset('ViT-Ti/16'), vitB = preset('ViT-B/16'), steps = 5;
   if (quick) {
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 });
-    await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, true);
+    await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'plain');
+    await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'tfjs attention');
   } else {
     for (const p of [1, 10, 50]) await run('ViT-Ti/16', ti, { prompts: p, batch: 8, steps });
-    await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, undefined, true);
+    for (const mode of ['plain', 'tfjs attention'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, undefined, mode);
     for (const batch of [32, 64, 128]) await run('ViT-Ti/16', ti, { prompts: 10, batch, steps });
-    await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps }, undefined, true);
+    for (const mode of ['plain', 'tfjs attention'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps }, undefined, mode);
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, recompute: true });
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, embedded: true });
     for (const batch of [8, 32, 64]) await run('ViT-B/16', vitB, { prompts: 10, batch, steps });
-    for (const batch of [8, 32]) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, true);
+    for (const batch of [8, 32]) for (const mode of ['plain', 'tfjs attention'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
     await run('ViT-B/16', vitB, { prompts: 10, batch: 64, steps, recompute: true });
     // The plan the CLI and the studio make on this engine (the fused kernels' smaller footprint included).
     const plan = choosePasses(vitB, 10, 64, undefined, undefined, fusedKernels());

@@ -134,9 +134,22 @@ export function headwisePays(backend: string, tokens: number, headDim: number): 
   return backend === 'wasm' && tokens * tokens * headDim >= 1e6;
 }
 
+let fusedAttentionOn = true;
+
+/**
+ * Run attention on tfjs ops even where the other fused kernels run (the GPU
+ * bench compares both; the fused products are not yet timed on a real GPU).
+ * Returns the previous setting.
+ */
+export function setFusedAttention(on: boolean): boolean {
+  const was = fusedAttentionOn;
+  fusedAttentionOn = on;
+  return was;
+}
+
 /** Attention from [B*T, 3d] to [B*T, d]: fused kernels on webgpu, per-head 2-D products where those are faster. */
 export function attention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
-  if (fusedKernels() && B * H <= MAX_FUSED_HEADS) return fusedAttention(qkv, B, H);
+  if (fusedAttentionOn && fusedKernels() && B * H <= MAX_FUSED_HEADS) return fusedAttention(qkv, B, H);
   const T = qkv.shape[0] / B, hd = qkv.shape[1] / 3 / H;
   return headwisePays(tf.getBackend(), T, hd) ? headwiseAttention(qkv, B, H) : batchedAttention(qkv, B, H);
 }
