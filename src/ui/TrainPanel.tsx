@@ -2,7 +2,7 @@ import { defaultLr, type TrainConfig } from '../core/train/config';
 import { plannedParams } from '../core/tuning/params';
 import { PROTOCOLS, promptTokens, protocolOf } from '../core/tuning/registry';
 import type { ProtocolName } from '../core/tuning/types';
-import { activationBytesPerImage, describePlan, formatBudget, keepsBlocksFrozen, planPasses } from '../core/train/memory';
+import { activationBytesPerImage, describePlan, formatBudget, keepsBlocksFrozen, planPasses, validBudget } from '../core/train/memory';
 import { patch, useStore } from '../store/store';
 import { useState } from 'react';
 import { discardSavedRun, measureSpeed, pauseTraining, resumeTraining, startTraining, stopTraining } from './actions';
@@ -26,7 +26,8 @@ export function TrainPanel() {
   const ds = useStore((s) => s.dataset);
   const engineInfo = useStore((s) => s.engine.info);
   const c = t.config;
-  const budgetOk = t.memoryGiB > 0 && Number.isFinite(t.memoryGiB);
+  const budgetBytes = t.memoryGiB * 1024 ** 3;
+  const budgetOk = validBudget(budgetBytes);
   const canTrain = !!bb && ds.phase === 'ready' && t.phase !== 'running' && t.phase !== 'paused' && budgetOk;
   const classes = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).length : 0;
   const images = ds.summary ? ds.summary.classes.filter((k) => !ds.dropped.includes(k.name)).reduce((s, k) => s + k.count, 0) : 0;
@@ -37,7 +38,6 @@ export function TrainPanel() {
   const fused = engineInfo?.backend === 'webgpu' && keepsBlocksFrozen(c.protocol.name);
   const activations = bb ? activationBytesPerImage(bb.config, prompts, false, fused) * c.batch : 0;
   // The passes the engine will plan within the memory budget (the same planner, so the same answer).
-  const budgetBytes = t.memoryGiB * 1024 ** 3;
   const plan = bb && budgetOk ? describePlan(planPasses(bb.config, c, { budgetBytes, fused, maxBindingBytes: engineInfo?.limits.maxStorageBufferBindingSize }), c) : null;
   const h = t.history;
   const last = h.at(-1);

@@ -14,7 +14,7 @@ import { embeddingShape, train as runTraining, trainsFromEmbeddings, type TrainD
 import { searchHyper } from '../core/train/search';
 import { safeFileName } from '../core/io/file-name';
 import { precompileWebgpu, restartBackend, webgpuDeviceLost } from './backend-chain';
-import { planPasses } from '../core/train/memory';
+import { planPasses, validBudget } from '../core/train/memory';
 import { fusedKernels } from '../core/vit/webgpu-kernels';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
 import { countTuned, disposeVars, initState, makeVars } from '../core/tuning/params';
@@ -130,7 +130,7 @@ export class Session {
 
   /** The passes a run makes within `budgetBytes` (the page's memory budget) on this device. */
   private withMicroBatch(cfg: TrainConfig, budgetBytes?: number): TrainConfig {
-    if (budgetBytes !== undefined && !(budgetBytes > 0 && Number.isFinite(budgetBytes))) throw new VptError('memory budget', `${budgetBytes / 1024 ** 3} GiB is not a positive size`);
+    if (budgetBytes !== undefined && !validBudget(budgetBytes)) throw new VptError('memory budget', `${budgetBytes / 1024 ** 3} GiB is not a positive size`);
     return planPasses(this.need().b.weights.config, cfg, { maxBindingBytes: this.info?.limits.maxStorageBufferBindingSize, budgetBytes, fused: fusedKernels() });
   }
 

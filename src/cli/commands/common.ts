@@ -8,7 +8,7 @@ import type { TrainData } from '../../core/train/loop';
 import { splitTrainVal } from '../../core/train/split';
 import type { Preprocessing } from '../../core/vit/config';
 import type { Backbone } from '../../core/vit/load';
-import { DEFAULT_STEP_BUDGET } from '../../core/train/memory';
+import { DEFAULT_STEP_BUDGET, validBudget } from '../../core/train/memory';
 import { num, oneOf, str, triple, UsageError, type Parsed } from '../args';
 import { decoderFor } from '../decode-pool';
 import { loadExamples, readBytes, readLayout } from '../node-io';
@@ -82,6 +82,6 @@ export async function loadTrainData(dataDir: string, pre: Preprocessing, cfg: Pi
 export function memoryFlag(p: Parsed): number {
   const gib = num(p, 'memory');
   if (gib === undefined) return DEFAULT_STEP_BUDGET;
-  if (!(gib > 0) || gib > 1024) throw new UsageError(`--memory expects GiB for a training step, more than 0 and at most 1024, got "${str(p, 'memory')}"`);
+  if (!validBudget(gib * 1024 ** 3) || gib > 1024) throw new UsageError(`--memory expects GiB for a training step, more than 0 and at most 1024, got "${str(p, 'memory')}"`);
   return gib * 1024 ** 3;
 }

@@ -131,6 +131,9 @@ export function planPasses(c: ViTConfig, cfg: TrainConfig, o: PassOptions = {}):
   return { ...cfg, microBatch: plan.microBatch, recompute: cfg.recompute || plan.recompute };
 }
 
+/** Whether a memory budget (bytes) is usable: positive and finite. The studio, its worker and the CLI share this rule. */
+export const validBudget = (bytes: number) => bytes > 0 && Number.isFinite(bytes);
+
 /** A budget as people write it: "2 GiB", "1.5 GiB", "512 MiB". */
 export const formatBudget = (bytes: number) => bytes >= 1024 ** 3 ? `${+(bytes / 1024 ** 3).toFixed(2)} GiB` : `${+(bytes / 1024 ** 2).toFixed(1)} MiB`;
 
