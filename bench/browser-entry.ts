@@ -2,6 +2,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { installWebgpuKernels } from '../src/core/vit/webgpu-kernels';
+import { installReuse } from '../src/core/vit/webgpu-reuse';
+import { PRESETS } from '../src/core/vit/config';
+import { hostSteps } from './host';
 import { runSoak } from './soak';
 import { runCase, type BenchCase } from './step';
 
@@ -9,6 +12,8 @@ import { runCase, type BenchCase } from './step';
 async function start(backend: 'webgpu' | 'webgl') {
   installWebgpuKernels();
   if (!(await tf.setBackend(backend))) throw new Error(`${backend} backend did not start`);
+  await tf.ready();
+  if (backend === 'webgpu') installReuse(tf.backend());
 }
 
 export async function benchIn(backend: 'webgpu' | 'webgl', bc: BenchCase) {
@@ -25,6 +30,15 @@ export async function benchIn(backend: 'webgpu' | 'webgl', bc: BenchCase) {
     adapter = ext ? String(gl!.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : 'webgl2';
   }
   return { adapter, result: await runCase(bc) };
+}
+
+/** Host time of webgpu steps: ViT-Ti/16's 12 layers at 32 px, small enough for SwiftShader to keep up. */
+export async function hostIn(rounds: number, block: number) {
+  await start('webgpu');
+  const gpu = (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string } } | null> } }).gpu;
+  const a = await gpu.requestAdapter();
+  const ti = PRESETS.find((p) => p.name === 'ViT-Ti/16')!.config;
+  return hostSteps(`Chromium, webgpu (${[a?.info?.vendor, a?.info?.architecture].filter(Boolean).join(' ')})`, 'ViT-Ti/16', { ...ti, imageSize: 32 }, 2, rounds, block);
 }
 
 export async function soakIn(backend: 'webgpu' | 'webgl') {

@@ -1,4 +1,5 @@
 // Runs bench/step.ts inside Chromium on the webgpu or webgl backend (Vite dev server + Playwright).
+import type { HostResult } from './host';
 import type { SoakResult } from './soak';
 import type { BenchCase, BenchResult } from './step';
 
@@ -14,6 +15,24 @@ export async function runBrowser(backend: 'webgpu' | 'webgl', bc: BenchCase): Pr
       const mod = await import(/* @vite-ignore */ '/bench/browser-entry.ts' as string) as typeof import('./browser-entry');
       return mod.benchIn(name, c);
     }, [backend, bc] as [typeof backend, BenchCase]);
+  } finally {
+    await br.browser.close();
+    await srv.server.close();
+  }
+}
+
+/** The host side of webgpu steps in Chromium (bench/host.ts). */
+export async function hostBrowser(rounds: number, block: number): Promise<HostResult> {
+  // @ts-expect-error: plain JS test harness
+  const { launch, startServer } = await import('../tests/e2e/harness.mjs');
+  const srv = await startServer();
+  const br = await launch();
+  try {
+    await br.page.goto(srv.url);
+    return await br.page.evaluate(async ([n, b]: [number, number]) => {
+      const mod = await import(/* @vite-ignore */ '/bench/browser-entry.ts' as string) as typeof import('./browser-entry');
+      return mod.hostIn(n, b);
+    }, [rounds, block] as [number, number]);
   } finally {
     await br.browser.close();
     await srv.server.close();

@@ -13,6 +13,8 @@ import { choosePasses } from '../src/core/train/memory';
 import { PRESETS, type ViTConfig } from '../src/core/vit/config';
 import { setFusedAttention } from '../src/core/vit/attention';
 import { fusedKernels, setFusedKernels } from '../src/core/vit/webgpu-kernels';
+import { setReuse } from '../src/core/vit/webgpu-reuse';
+import { formatHost, hostSteps, type HostResult } from './host';
 import { formatProfile, profileStep, type StepProfile } from './profile-step';
 import { matmulGflops, runCase, type BenchCase, type BenchResult } from './step';
 
@@ -21,6 +23,10 @@ interface GpuRow extends BenchResult {
   torch?: { stepMs: number; forwardMs: number; matmulGflops: number; peakBytes?: number } | null;
 }
 
+type Mode = 'fused' | 'plain' | 'tfjs attention' | 'no reuse';
+const MODE_NOTES: Record<Exclude<Mode, 'fused'>, string> = {
+  plain: 'plain tfjs ops, no fused kernels', 'tfjs attention': 'fused kernels, attention on tfjs ops', 'no reuse': 'no bind-group or uniform reuse',
+};
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
 const preset = (n: string) => PRESETS.find((p) => p.name === n)!.config;
@@ -34,7 +40,8 @@ export async function runGpuBench(): Promise<void> {
   const rows: GpuRow[] = [];
   const profiles: { title: string; profile: StepProfile }[] = [];
   const squares: { n: number; gflops: number }[] = [];
-  const save = () => { if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ backend, adapter, squares, rows, profiles }, null, 2)); };
+  let host: HostResult | null = null;
+  const save = () => { if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ backend, adapter, squares, rows, host, profiles }, null, 2)); };
   const torchPython = ['python3', '/usr/bin/python3'].find((x) => spawnSync(x, ['-c', 'import torch; assert torch.cuda.is_available()']).status === 0);
 
   // The card's tfjs matmul on large squares: the ceiling the FC1-shaped products are read against.
@@ -45,11 +52,12 @@ export async function runGpuBench(): Promise<void> {
   save();
 
   // 'plain': the same step on tfjs's own ops instead of the fused WGSL kernels (src/core/vit/webgpu-kernels.ts);
-  // 'tfjs attention': the fused kernels but attention on tfjs ops (src/core/vit/webgpu-attention.ts off).
-  const run = async (model: string, c: ViTConfig, bc: Omit<BenchCase, 'config'>, note?: string, mode: 'fused' | 'plain' | 'tfjs attention' = 'fused') => {
+  // 'tfjs attention': the fused kernels but attention on tfjs ops (src/core/vit/webgpu-attention.ts off);
+  // 'no reuse': a fresh bind group and uniform buffer for every dispatch, as tfjs does (src/core/vit/webgpu-reuse.ts off).
+  const run = async (model: string, c: ViTConfig, bc: Omit<BenchCase, 'config'>, note?: string, mode: Mode = 'fused') => {
     const plain = mode === 'plain';
-    if (mode !== 'fused') note = mode === 'plain' ? 'plain tfjs ops, no fused kernels' : 'fused kernels, attention on tfjs ops';
-    const was = setFusedKernels(!plain), wasAttention = setFusedAttention(mode === 'fused');
+    if (mode !== 'fused') note = MODE_NOTES[mode];
+    const was = setFusedKernels(!plain), wasAttention = setFusedAttention(mode !== 'tfjs attention'), wasReuse = setReuse(mode !== 'no reuse');
     try {
       const r = await runCase({ config: c, ...bc });
       const pool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
@@ -67,6 +75,7 @@ export async function runGpuBench(): Promise<void> {
     } finally {
       setFusedKernels(was);
       setFusedAttention(wasAttention);
+      setReuse(wasReuse);
     }
     save();
   };
@@ -76,19 +85,27 @@ export async function runGpuBench(): Promise<void> {
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 });
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'plain');
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'tfjs attention');
+    await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'no reuse');
   } else {
     for (const p of [1, 10, 50]) await run('ViT-Ti/16', ti, { prompts: p, batch: 8, steps });
-    for (const mode of ['plain', 'tfjs attention'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, undefined, mode);
+    for (const mode of ['plain', 'tfjs attention', 'no reuse'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, undefined, mode);
     for (const batch of [32, 64, 128]) await run('ViT-Ti/16', ti, { prompts: 10, batch, steps });
     for (const mode of ['plain', 'tfjs attention'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps }, undefined, mode);
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, recompute: true });
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, embedded: true });
     for (const batch of [8, 32, 64]) await run('ViT-B/16', vitB, { prompts: 10, batch, steps });
-    for (const batch of [8, 32]) for (const mode of ['plain', 'tfjs attention'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
+    for (const batch of [8, 32]) for (const mode of ['plain', 'tfjs attention', 'no reuse'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
     await run('ViT-B/16', vitB, { prompts: 10, batch: 64, steps, recompute: true });
     // The plan the CLI and the studio make on this engine (the fused kernels' smaller footprint included).
     const plan = choosePasses(vitB, 10, 64, undefined, undefined, fusedKernels());
     await run('ViT-B/16', vitB, { prompts: 10, batch: plan.microBatch, steps: 1, recompute: plan.recompute, once: true }, `one pass of the 2 GiB batch-64 plan (${Math.ceil(64 / plan.microBatch)} passes)`);
+  }
+  // Host time per dispatch on this machine (the time to issue a step: the GPU runs behind it), reuse on and off.
+  try {
+    host = await hostSteps(backend, 'ViT-Ti/16', ti, quick ? 2 : 8, quick ? 2 : 4);
+    log(formatHost(host));
+  } catch (e) {
+    log(`host steps: failed: ${(e as Error).message.split('\n')[0]}`);
   }
   for (const [model, c, b] of (quick ? [['ViT-Ti/16', ti, 2]] : [['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 32]]) as [string, ViTConfig, number][]) {
     try {
@@ -101,7 +118,7 @@ export async function runGpuBench(): Promise<void> {
     save();
   }
 
-  if (args.has('--json')) { process.stdout.write(JSON.stringify({ backend, adapter, squares, rows, profiles }, null, 2) + '\n'); return; }
+  if (args.has('--json')) { process.stdout.write(JSON.stringify({ backend, adapter, squares, rows, host, profiles }, null, 2) + '\n'); return; }
   console.log(`\nVPT-deep training step on ${backend} (Node, Dawn); tfjs matmul ${squares.map((s) => `${s.n}^3 ${s.gflops.toFixed(0)} GFLOP/s`).join(', ')}`);
   console.log('model      p  batch  recomp  fwd ms  step ms  first ms   img/s  matmul GFLOP/s  step/matmul  peak MB  pool MB  PyTorch step ms  ours/PyTorch');
   for (const r of rows) {
@@ -110,4 +127,5 @@ export async function runGpuBench(): Promise<void> {
       (r.peakBytes === null ? '-' : (r.peakBytes / 2 ** 20).toFixed(0)).padStart(8), (r.gpuPoolBytes === undefined ? '-' : (r.gpuPoolBytes / 2 ** 20).toFixed(0)).padStart(8),
       (r.torch ? r.torch.stepMs.toFixed(1) : '-').padStart(16), (r.torch ? `${(r.stepMs / r.torch.stepMs).toFixed(2)}x` : '-').padStart(13), r.note ?? ''].join(' '));
   }
+  if (host) console.log(`\n${formatHost(host)}`);
 }

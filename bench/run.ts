@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [-- --cpu] [-- --no-browser] [-- --quick] [-- --soak] [-- --gpu]`: training-step speed
+// `npm run bench [-- --json] [-- --cpu] [-- --no-browser] [-- --quick] [-- --soak] [-- --gpu] [-- --host]`: training-step speed
 // and memory of VPT-deep on Node's backends (wasm on every core and on one; ViT-Ti/16 at 224, p = 1, 10, 50;
 // with and without activation recomputation), ViT-B/16 memory accounting, the
 // browser's webgpu and webgl through Playwright, decode-and-resize throughput, and the same
@@ -15,11 +15,27 @@ import { benchDecode } from './decode';
 import { forwardFlops, runCase, type BenchCase, type BenchResult } from './step';
 
 const args = new Set(process.argv.slice(2));
+const log = (s: string) => process.stderr.write(s + '\n');
 
 // `--gpu`: only a real GPU, on Node's webgpu backend (Dawn; bench/gpu.ts).
 if (args.has('--gpu')) {
   const { runGpuBench } = await import('./gpu');
   await runGpuBench();
+  process.exit(0);
+}
+
+// `--host`: only the host side of a webgpu step, in Node on Dawn's null adapter and in Chromium (bench/host.ts).
+if (args.has('--host')) {
+  const { hostSteps, formatHost } = await import('./host');
+  const { hostBrowser } = await import('./browser');
+  const rounds = args.has('--quick') ? 3 : 6;
+  process.env.VPT_DAWN_FLAGS = 'backend=null';
+  await useBackend('webgpu');
+  const results = [await hostSteps('Node, Dawn\'s null adapter', 'ViT-Ti/16', PRESETS.find((p) => p.name === 'ViT-Ti/16')!.config, 2, rounds)];
+  log(formatHost(results[0]));
+  if (!args.has('--no-browser')) { results.push(await hostBrowser(args.has('--quick') ? 2 : 3, 3)); log(formatHost(results[1])); }
+  if (args.has('--json')) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  else console.log(results.map(formatHost).join('\n\n'));
   process.exit(0);
 }
 
@@ -37,7 +53,6 @@ const ti = PRESETS.find((p) => p.name === 'ViT-Ti/16')!.config;
 const vitB = PRESETS.find((p) => p.name === 'ViT-B/16')!.config;
 type Row = BenchResult & { backend: string; model: string; prompts: number; batch: number; recompute: boolean; note?: string };
 const rows: Row[] = [];
-const log = (s: string) => process.stderr.write(s + '\n');
 
 async function run(model: string, bc: BenchCase) {
   const r = await runCase(bc);

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from '../core/vit/wasm-kernels';
 import { installWebgpuKernels } from '../core/vit/webgpu-kernels';
+import { installReuse } from '../core/vit/webgpu-reuse';
 import { startNodeWebGPU, watchNodeDevice, webgpuAdapter } from './webgpu';
 import { defaultWasmThreads, MAX_WASM_THREADS, setWasmThreads, wasmThreads } from './wasm-threads';
 
@@ -35,6 +36,7 @@ export async function useBackend(name: NodeBackend, threads?: number): Promise<s
     }
     await tf.ready();
     if (name === 'webgpu') {
+      installReuse(tf.backend());
       watchNodeDevice((message) => {
         process.stderr.write(`error: ${message}; stopping (files written before this point are intact)\n`);
         process.exit(1);

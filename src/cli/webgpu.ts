@@ -31,7 +31,9 @@ export async function startNodeWebGPU(): Promise<string> {
   } catch (e) {
     throw new Error(`the webgpu backend in Node needs the optional package "webgpu" (Dawn), which did not load: ${(e as Error).message.split('\n')[0]}; install it with \`npm install webgpu\`, or use --backend wasm`);
   }
-  const gpu = dawn.create([]);
+  // VPT_DAWN_FLAGS: Dawn's own options, comma-separated, e.g. `backend=vulkan` or `adapter=NVIDIA`;
+  // the bench's --host mode uses `backend=null`, an adapter that validates every call and runs nothing.
+  const gpu = dawn.create((process.env.VPT_DAWN_FLAGS ?? '').split(',').filter(Boolean));
   // tfjs's webgpu backend reads GPUBufferUsage, GPUMapMode and friends as globals, as in a browser.
   for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });

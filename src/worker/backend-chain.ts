@@ -10,6 +10,7 @@ import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { installWasmKernels } from '../core/vit/wasm-kernels';
 import { installWebgpuKernels } from '../core/vit/webgpu-kernels';
+import { installReuse } from '../core/vit/webgpu-reuse';
 import { watchWebgpuDevice } from '../core/webgpu-watch';
 import type { BackendInfo, BackendName } from './protocol';
 
@@ -58,7 +59,7 @@ export async function restartBackend(onError: (msg: string) => void): Promise<vo
   tf.engine().reset();
   if (!(await tf.setBackend(name))) throw new Error(`the ${name} backend could not be restarted`);
   await tf.ready();
-  if (name === 'webgpu') watchDevice(onError);
+  if (name === 'webgpu') { installReuse(tf.backend()); watchDevice(onError); }
 }
 
 export async function startBackend(prefer: BackendName | undefined, onDeviceError: (msg: string) => void): Promise<BackendInfo> {
@@ -80,7 +81,7 @@ export async function startBackend(prefer: BackendName | undefined, onDeviceErro
       const v = await probe.data();
       probe.dispose();
       if (v[0] !== 2 || v[1] !== 3) throw new Error('a test computation returned wrong values');
-      if (name === 'webgpu') watchDevice(onDeviceError);
+      if (name === 'webgpu') { installReuse(tf.backend()); watchDevice(onDeviceError); }
       return { backend: name, adapter, limits, fallbacks };
     } catch (e) {
       fallbacks.push({ backend: name, reason: e instanceof Error ? e.message : String(e) });

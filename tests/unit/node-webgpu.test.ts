@@ -72,10 +72,10 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     expect(r.stdout).not.toContain('still running');
   }, 60_000);
 
-  it('fused WGSL kernels (LayerNorm, GELU, scaled softmax, prompt slots, attention) match the plain ops to 1e-5, forward and gradient, and leak nothing', () => {
+  it('fused WGSL kernels (LayerNorm, GELU, scaled softmax, prompt slots, attention) match the plain ops to 1e-5, forward and gradient, and leak nothing; reused bind groups change nothing', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(__dirname, 'webgpu-fused-child.ts')], { encoding: 'utf8', timeout: 120_000, env, cwd: resolve(__dirname, '../..') });
     expect(r.status, r.stderr).toBe(0);
-    const { fused, model, memory, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    const { fused, model, memory, reuse, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     expect(fused).toBe(true);
     // LayerNorm, softmax and attention in both variants (serial and tiled), GELU, prompt insert and overwrite.
     expect(Object.keys(ops)).toHaveLength(19);
@@ -91,6 +91,9 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     expect(model.loss).toBeLessThan(1e-5);
     expect(model.prompts).toBeLessThan(1e-5);
     expect(model.leaked).toBe(0);
+    // Bind groups and uniform buffers reused from step to step: the same bits as fresh ones.
+    expect(reuse.reused).toBeGreaterThan(0);
+    expect(reuse.identical).toBe(true);
     // The planner's estimate for the fused path: never below the measured peak by more than 10% (it
     // must not overcommit), never far above (it would waste passes).
     expect(memory).toHaveLength(2);

@@ -18,6 +18,7 @@ import { batchedAttention, fusedAttention } from '../../src/core/vit/attention';
 import { frozenLayerNorm, gelu, plainFrozenLayerNorm, plainGelu, scaledSoftmax } from '../../src/core/vit/ops';
 import { fusedKernels, setFusedKernels } from '../../src/core/vit/webgpu-kernels';
 import { setSerialKernels } from '../../src/core/vit/webgpu-program';
+import { reuseStats, setReuse } from '../../src/core/vit/webgpu-reuse';
 import { readSafetensors } from '../../src/core/io/safetensors';
 import { maxRelErr as relErr } from './rel-err';
 
@@ -159,6 +160,14 @@ setFusedKernels(false);
 const p = await grads();
 setFusedKernels(true);
 out.model = { loss: relErr(f.loss, p.loss), prompts: relErr(f.prompts, p.prompts), leaked: tf.memory().numTensors - before };
+// Bind groups and uniform buffers reused from step to step (src/core/vit/webgpu-reuse.ts), against fresh ones.
+const reused0 = reuseStats(tf.backend())?.reused ?? 0;
+const again = await grads();
+setReuse(false);
+const fresh = await grads();
+setReuse(true);
+const same = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.from(a).every((v, i) => Object.is(v, b[i]));
+out.reuse = { reused: (reuseStats(tf.backend())?.reused ?? 0) - reused0, identical: same(again.loss, fresh.loss) && same(again.prompts, fresh.prompts) && same(again.prompts, f.prompts) };
 disposeVars(vars);
 model.dispose();
 

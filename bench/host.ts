@@ -1,0 +1,86 @@
+// The host side of a webgpu training step: the JavaScript and WebGPU-call time it costs the CPU,
+// which bounds small models' steps on a real GPU (on the H200, 50-60 us per dispatch against about
+// 10 us of GPU work for ViT-Ti/16 batch 8). Measurable without a GPU:
+// - in Node on Dawn's null adapter, which makes and validates every call and computes nothing, so
+//   a step's whole time is host time (ViT-Ti/16 at 224, batch 2: the null adapter holds about half a GiB);
+// - in Chromium on SwiftShader, as the time to issue a step (WebGPU calls there only queue work for
+//   the GPU process), on ViT-Ti/16's 12 layers at 32 px so that SwiftShader keeps up.
+// Three ways, interleaved in blocks so that a change in the machine's speed falls on all of them: as
+// the studio runs it, without reusing bind groups and uniform buffers (src/core/vit/webgpu-reuse.ts),
+// and on tfjs's plain ops instead of our fused kernels.
+import * as tf from '@tensorflow/tfjs';
+import { Optimizer, DEFAULT_OPTIMIZER } from '../src/core/train/optimizer';
+import { Rng } from '../src/core/train/rng';
+import { forwardOf, optimizerStep, paramGroups } from '../src/core/train/step';
+import { disposeVars, initState, makeVars } from '../src/core/tuning/params';
+import { vptDeep } from '../src/core/tuning/prompt';
+import type { ViTConfig } from '../src/core/vit/config';
+import { FrozenViT } from '../src/core/vit/model';
+import { setFusedKernels } from '../src/core/vit/webgpu-kernels';
+import { reuseStats, setReuse } from '../src/core/vit/webgpu-reuse';
+import { randomWeights } from './step';
+
+export const HOST_MODES = ['as the studio runs it', 'no bind-group or uniform reuse', 'plain tfjs ops'] as const;
+export type HostMode = typeof HOST_MODES[number];
+/** Medians over the timed steps: `issueMs` until the step's last call returned, `stepMs` until its loss was read. */
+export interface HostRow { mode: HostMode; issueMs: number; stepMs: number; dispatches: number; usPerDispatch: number }
+export interface HostResult { where: string; model: string; imageSize: number; prompts: number; batch: number; steps: number; rows: HostRow[] }
+
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** VPT-deep p = 10 steps on the current (webgpu) backend, `rounds` x `block` per mode; the first round is not timed. */
+export async function hostSteps(where: string, model: string, c: ViTConfig, batch: number, rounds: number, block = 5): Promise<HostResult> {
+  const p = 10, S = c.imageSize, B = batch;
+  const w = randomWeights(c);
+  const vit = new FrozenViT(w);
+  vit.prepareBackward();
+  const vars = makeVars(vptDeep, initState(vptDeep, w, { name: 'vpt-deep', n: p }, 10, new Rng(2)), c);
+  const opt = new Optimizer(DEFAULT_OPTIMIZER, paramGroups(vars, 1e-4));
+  const train = forwardOf(vit, vptDeep, vars);
+  const hostBatch = {
+    inputs: Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i)), rowShape: [S, S, 3],
+    labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B,
+  };
+  const backend = tf.backend();
+  const calls = () => { const s = reuseStats(backend); return s ? s.created + s.reused : NaN; };
+  const issue = new Map<HostMode, number[]>(HOST_MODES.map((m) => [m, []]));
+  const total = new Map<HostMode, number[]>(HOST_MODES.map((m) => [m, []]));
+  const dispatches = new Map<HostMode, number>();
+  for (let round = 0; round < rounds; round++) {
+    for (const mode of HOST_MODES) {
+      const wasFused = setFusedKernels(mode !== 'plain tfjs ops'), wasReuse = setReuse(mode === 'as the studio runs it');
+      try {
+        for (let i = 0; i < block; i++) {
+          const n0 = calls(), t0 = performance.now();
+          const r = optimizerStep(train, vars, opt, hostBatch, 0.01, B);
+          const t1 = performance.now();
+          await r.loss.data();
+          const t2 = performance.now();
+          tf.dispose([r.loss, r.correct]);
+          // Every dispatch makes one bind group, reused or not (the readback makes none).
+          dispatches.set(mode, calls() - n0);
+          if (round > 0) { issue.get(mode)!.push(t1 - t0); total.get(mode)!.push(t2 - t0); }
+        }
+      } finally {
+        setFusedKernels(wasFused);
+        setReuse(wasReuse);
+      }
+    }
+  }
+  disposeVars(vars); opt.dispose(); vit.dispose();
+  const rows = HOST_MODES.map((mode) => {
+    const issueMs = median(issue.get(mode)!), stepMs = median(total.get(mode)!), n = dispatches.get(mode) ?? NaN;
+    return { mode, issueMs, stepMs, dispatches: n, usPerDispatch: (1000 * issueMs) / n };
+  });
+  return { where, model, imageSize: S, prompts: p, batch: B, steps: (rounds - 1) * block, rows };
+}
+
+export function formatHost(r: HostResult): string {
+  const lines = [`${r.where}: ${r.model} at ${r.imageSize} px, VPT-deep p=${r.prompts} batch ${r.batch}, median of ${r.steps} steps each`,
+    'mode                              issue ms  step ms  dispatches  host us/dispatch'];
+  for (const x of r.rows) lines.push(`${x.mode.padEnd(32)} ${x.issueMs.toFixed(1).padStart(9)} ${x.stepMs.toFixed(1).padStart(8)} ${String(x.dispatches).padStart(11)} ${x.usPerDispatch.toFixed(0).padStart(17)}`);
+  return lines.join('\n');
+}

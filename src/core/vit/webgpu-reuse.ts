@@ -1,0 +1,203 @@
+/**
+ * Reuse of WebGPU bind groups and uniform buffers from one training step to the next.
+ *
+ * tfjs's webgpu backend creates a fresh bind group for every dispatch and asks
+ * the pipeline for its bind-group layout each time. Those two host calls are
+ * the dearest part of a dispatch (in Node's Dawn, 35 and 8 us of about 130;
+ * setting the pipeline and dispatching take 11), and small models' GPU steps
+ * are bound by host time per dispatch. A training step repeats the same
+ * dispatches on the same pooled buffers, step after step, so this wraps the
+ * device to create a bind group with the same layout and buffer ranges once,
+ * and reuse it. A bind group names buffers, not their contents (tfjs writes
+ * each dispatch's uniforms into its buffer before it runs), so reuse is exact.
+ *
+ * Two things make the same dispatch get the same buffers each step:
+ * - the pool hands out the free buffer of a size that was seen first, instead of
+ *   the one released last: tfjs releases buffers in batches at each submit,
+ *   and its last-in-first-out lists came out in a new order every step (a third
+ *   of the bind groups were found again; with this, all of them from the fifth step);
+ * - each pipeline's layout is asked for once (each call returns a new object).
+ *
+ * A bind group keeps its buffers alive, so the cache forgets every group that
+ * names a buffer when tfjs destroys it, caches only groups whose buffers it saw
+ * created (it can hook their destruction), and starts over past MAX_BIND_GROUPS.
+ */
+
+interface GpuBuffer { destroy(): void }
+interface BufferBinding { buffer: GpuBuffer; offset?: number; size?: number }
+interface Descriptor { layout: object; entries: { binding: number; resource: unknown }[] }
+interface Pipeline { getBindGroupLayout(i: number): object }
+interface Device {
+  createBindGroup(d: Descriptor): object;
+  createBuffer(d: unknown): GpuBuffer;
+  createComputePipeline(d: unknown): Pipeline;
+  createComputePipelineAsync(d: unknown): Promise<Pipeline>;
+}
+/** tfjs-backend-webgpu 4.x's buffer pool: free buffers by `${size}_${usage}`, last one handed out first. */
+interface BufferPool {
+  freeBuffers: Map<string, GpuBuffer[]>;
+  releaseBuffer(b: GpuBuffer & { size: number; usage: number }, reuse?: boolean): void;
+}
+
+/** Past this many distinct bind groups the cache starts over (a long run of changing shapes). */
+export const MAX_BIND_GROUPS = 8192;
+
+/** Bind groups created and found again on a backend's device (for the tests and the bench). */
+export interface ReuseStats { created: number; reused: number; size: number }
+const stats = new WeakMap<object, ReuseStats>();
+let enabled = true;
+
+export function reuseStats(backend: unknown): ReuseStats | undefined {
+  const device = (backend as { device?: object } | null)?.device;
+  return device ? stats.get(device) : undefined;
+}
+
+/** Turn reuse off or on (the bench and the tests compare both); returns the previous setting. */
+export function setReuse(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  return was;
+}
+
+/**
+ * Make a tfjs webgpu backend reuse bind groups and uniform buffers (once per
+ * device; call it with `tf.backend()` once webgpu is current). Anything else
+ * (another backend, a descriptor that binds a texture) is left alone.
+ */
+export function installReuse(backend: unknown): void {
+  const b = backend as { device?: Device; bufferManager?: Partial<BufferPool> };
+  const device = b?.device;
+  if (!device || typeof device.createBindGroup !== 'function' || stats.has(device)) return;
+  const s: ReuseStats = { created: 0, reused: 0, size: 0 };
+  stats.set(device, s);
+
+  const ids = new WeakMap<object, number>();
+  let nextId = 1;
+  const idOf = (o: object) => {
+    let id = ids.get(o);
+    if (id === undefined) ids.set(o, (id = nextId++));
+    return id;
+  };
+  const groups = new Map<string, object>();
+  // Buffers made through the wrapped device, and the keys of the groups that name each.
+  const ours = new WeakSet<object>();
+  const byBuffer = new Map<number, string[]>();
+  const clear = () => { groups.clear(); byBuffer.clear(); s.size = 0; };
+
+  const createBuffer = device.createBuffer.bind(device);
+  device.createBuffer = (desc: unknown) => {
+    const buffer = createBuffer(desc);
+    ours.add(buffer);
+    idOf(buffer);
+    const destroy = buffer.destroy.bind(buffer);
+    buffer.destroy = () => {
+      const id = ids.get(buffer)!;
+      for (const k of byBuffer.get(id) ?? []) groups.delete(k);
+      byBuffer.delete(id);
+      s.size = groups.size;
+      destroy();
+    };
+    return buffer;
+  };
+
+  const createBindGroup = device.createBindGroup.bind(device);
+  device.createBindGroup = (desc: Descriptor) => {
+    if (!enabled) { s.created++; return createBindGroup(desc); }
+    let key = String(idOf(desc.layout));
+    for (const e of desc.entries) {
+      const r = e.resource as BufferBinding;
+      if (!r || typeof r !== 'object' || !ours.has(r.buffer)) { s.created++; return createBindGroup(desc); }
+      key += `|${e.binding}:${ids.get(r.buffer)}:${r.offset ?? 0}:${r.size ?? ''}`;
+    }
+    const hit = groups.get(key);
+    if (hit) { s.reused++; return hit; }
+    if (groups.size >= MAX_BIND_GROUPS) clear();
+    const group = createBindGroup(desc);
+    s.created++;
+    groups.set(key, group);
+    s.size = groups.size;
+    for (const e of desc.entries) {
+      const id = ids.get((e.resource as BufferBinding).buffer)!;
+      const keys = byBuffer.get(id);
+      if (keys) keys.push(key); else byBuffer.set(id, [key]);
+    }
+    return group;
+  };
+
+  const memoLayout = (p: Pipeline): Pipeline => {
+    const get = p.getBindGroupLayout.bind(p);
+    const layouts = new Map<number, object>();
+    p.getBindGroupLayout = (i: number) => {
+      if (!enabled) return get(i);
+      let l = layouts.get(i);
+      if (!l) layouts.set(i, (l = get(i)));
+      return l;
+    };
+    return p;
+  };
+  const createComputePipeline = device.createComputePipeline.bind(device);
+  device.createComputePipeline = (desc: unknown) => memoLayout(createComputePipeline(desc));
+  const createComputePipelineAsync = device.createComputePipelineAsync.bind(device);
+  device.createComputePipelineAsync = async (desc: unknown) => memoLayout(await createComputePipelineAsync(desc));
+
+  reuseUniforms(backend);
+
+  // Keep each free list in order of first creation, newest first, so that `pop` hands out the
+  // oldest free buffer of that size whatever order the buffers came back in.
+  const pool = b.bufferManager;
+  if (pool && pool.freeBuffers instanceof Map && typeof pool.releaseBuffer === 'function') {
+    const release = pool.releaseBuffer.bind(pool);
+    pool.releaseBuffer = (buffer, reuse) => {
+      release(buffer, reuse);
+      const list = pool.freeBuffers!.get(`${buffer.size}_${buffer.usage}`);
+      if (!list || list[list.length - 1] !== buffer) return;
+      const id = idOf(buffer);
+      let i = list.length - 1;
+      while (i > 0 && idOf(list[i - 1]) < id) { list[i] = list[i - 1]; i--; }
+      list[i] = buffer;
+    };
+  }
+}
+
+type UniformData = { type: string; data: number[] };
+type UniformBinding = { offset: number; size: number; buffer: GpuBuffer };
+interface UniformMaker {
+  makeUniforms(u: UniformData[]): UniformBinding;
+  uniformPendingDisposal: GpuBuffer[];
+}
+
+/** Past this many distinct uniform contents they go back to the pool and the cache starts over. */
+export const MAX_UNIFORMS = 4096;
+
+/**
+ * Each dispatch's uniforms (shapes, strides, sizes and the program's own
+ * values) are the same every step, yet tfjs packs them, takes a buffer from
+ * its pool and writes it for every dispatch (about 15 us of host time). Keep
+ * one buffer per distinct content instead, written once: a cached buffer is
+ * never rewritten, so every dispatch that binds it reads what it expects.
+ */
+function reuseUniforms(backend: unknown): void {
+  const b = backend as Partial<UniformMaker>;
+  if (typeof b.makeUniforms !== 'function' || !Array.isArray(b.uniformPendingDisposal)) return;
+  const make = b.makeUniforms.bind(b);
+  const cache = new Map<string, UniformBinding>();
+  b.makeUniforms = (u: UniformData[]) => {
+    if (!enabled) return make(u);
+    let key = '';
+    for (const d of u) key += `${d.type[0]}${d.data.join(',')};`;
+    const hit = cache.get(key);
+    if (hit) return hit;
+    if (cache.size >= MAX_UNIFORMS) {
+      // Back to the pool only after the next submit, as tfjs does: a dispatch still being recorded may bind them.
+      for (const c of cache.values()) b.uniformPendingDisposal!.push(c.buffer);
+      cache.clear();
+    }
+    const binding = make(u);
+    // tfjs queued the buffer for release after the next submit; keep it instead.
+    const pending = b.uniformPendingDisposal!;
+    if (pending[pending.length - 1] !== binding.buffer) return binding;
+    pending.pop();
+    cache.set(key, binding);
+    return binding;
+  };
+}
