@@ -1,4 +1,4 @@
-// Decode-and-resize throughput of the CLI's image path (jpeg-js + the core's
+// Decode-and-resize throughput of the CLI's image path (mozjpeg in WebAssembly, else jpeg-js, + the core's
 // PIL-style resize) on real-size JPEGs made here: photo-like content, 1600x1200,
 // on the calling thread and on the CLI's decode threads (one per core).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -4,7 +4,8 @@
 #   .gpu/node.xz                 this Node binary
 #   .gpu/bench.mjs.xz, vpt.mjs.xz  esbuild bundles of bench/device/gpu-entry.ts and the CLI, from the
 #                                 current source (rerun this after every change you want to time)
-#   .gpu/node_modules/           the `webgpu` package (Dawn's prebuilt dawn.node) and its two dependencies
+#   .gpu/node_modules/           the `webgpu` package (Dawn's prebuilt dawn.node) and its two dependencies,
+#                                 and @jsquash/jpeg (the CLI's JPEG decoder)
 #   .gpu/probe.mjs, .gpu/data/   the adapter probe; tiny-vit-mnist and notMNIST's train split
 #   .gl/*.deb                    Debian's Vulkan loader and glvnd (the device image lacks them)
 # Then, with the device tool: run(command: "bash bench/device/run.sh", carry: [".gpu", ".gl"]).
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/../.."
 mkdir -p .gpu/node_modules .gl
 banner="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
 bundle() {
-  npx esbuild "$1" --bundle --platform=node --format=esm --target=node20 --external:webgpu --log-level=warning \
+  npx esbuild "$1" --bundle --platform=node --format=esm --target=node20 --external:webgpu --external:@jsquash/jpeg --log-level=warning \
     --banner:js="$banner" --outfile=".gpu/$2"
   xz -f -T0 ".gpu/$2"
 }
@@ -25,6 +26,8 @@ rm -rf .gpu/node_modules/webgpu && mkdir -p .gpu/node_modules/webgpu/dist
 cp node_modules/webgpu/index.js node_modules/webgpu/package.json .gpu/node_modules/webgpu/
 cp -r node_modules/webgpu/dist/linux-x64 .gpu/node_modules/webgpu/dist/
 for m in debug ms; do rm -rf ".gpu/node_modules/$m"; cp -r "node_modules/$m" .gpu/node_modules/; done
+# The CLI's WebAssembly JPEG decoder (src/cli/jpeg-wasm.ts) loads its .wasm from the package: about 400 KB.
+rm -rf .gpu/node_modules/@jsquash && mkdir -p .gpu/node_modules/@jsquash && cp -r node_modules/@jsquash/jpeg .gpu/node_modules/@jsquash/
 cp bench/device/probe.mjs .gpu/
 if [ ! -d .gpu/data/tiny ]; then
   mkdir -p .gpu/data

@@ -1,10 +1,12 @@
 /** Node-side file access for the CLI: backbones, tasks, images and folders. */
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { VptError } from '../core/errors';
 import { applyOrientation } from '../core/image/orient';
+import { decodeJpegWasm, jpegWasmReady, jpegWasmUnavailable } from './jpeg-wasm';
 import { rgbaToRgb, type RgbImage } from '../core/image/resize';
 import { formatTitle, MAX_PIXELS, sniffImage } from '../core/image/sniff';
 import type { Preprocessing } from '../core/vit/config';
@@ -63,8 +65,11 @@ export function decodeImage(bytes: Uint8Array, file: string): RgbImage {
       const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       return rgbaToRgb(png.data, png.width, png.height);
     }
-    // CMYK and YCCK (Adobe) JPEGs are converted by jpeg-js; the limits bound what a hostile header can allocate.
-    // RGB straight from the decoder: an RGBA buffer and a conversion pass cost a quarter of the decode.
+    // mozjpeg in WebAssembly where it takes the file (src/cli/jpeg-wasm.ts), else jpeg-js: CMYK and
+    // YCCK (Adobe) JPEGs, truncated ones, and every error message; its limits bound what a hostile header
+    // can allocate. RGB straight from jpeg-js: an RGBA buffer and a conversion pass cost a quarter of its decode.
+    const fast = decodeJpegWasm(bytes);
+    if (fast) return applyOrientation(fast, head.orientation);
     const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: MAX_PIXELS / 1e6, maxMemoryUsageInMB: 1024 });
     return applyOrientation({ width: img.width, height: img.height, data: img.data }, head.orientation);
   } catch (e) {
@@ -121,8 +126,18 @@ const LOAD_IN_FLIGHT = 16;
 /** Reads, decodes and prepares one image: `path` on disk, `name` as errors call it. */
 export type ImageDecoder = (path: string, name: string, pre: Preprocessing) => Promise<RgbImage>;
 
+let warnedJpeg = false;
+
 /** On the calling thread. */
-export const decodeFile: ImageDecoder = async (path, name, pre) => prepare(decodeImage(readBytes(path), name), pre);
+export const decodeFile: ImageDecoder = async (path, name, pre) => {
+  await jpegWasmReady();
+  // Said once, by the main thread (each decode thread would say it again).
+  if (!warnedJpeg && isMainThread && jpegWasmUnavailable()) {
+    warnedJpeg = true;
+    process.stderr.write(`warning: ${jpegWasmUnavailable()}\n`);
+  }
+  return prepare(decodeImage(readBytes(path), name), pre);
+};
 
 /**
  * Decode and resize one split's images with the decoder `decoderFor` picks

@@ -9,6 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { jpegWasmReady } from '../../src/cli/jpeg-wasm';
 import { decodeImage } from '../../src/cli/node-io';
 import { VptError } from '../../src/core/errors';
 import { sniffImage } from '../../src/core/image/sniff';
@@ -154,11 +155,11 @@ describe('fuzzing the readers (fast-check)', () => {
     }), { numRuns: RUNS });
   });
 
-  it('images: random bytes and mutated real images give pixels or a VptError', () => {
+  it('images: random bytes and mutated real images give pixels or a VptError (the WebAssembly JPEG decoder started for each)', async () => {
     const dir = join(__dirname, '../fixtures/images');
     const files = readdirSync(dir).filter((f) => /\.(png|jpg|gif)$/.test(f) && f !== 'huge.png').map((f) => new Uint8Array(readFileSync(join(dir, f))));
     fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => onlyVptErrors(() => sniffImage(b, 'r'))), { numRuns: RUNS });
-    fc.assert(fc.property(fc.oneof(...files.map(mutated)), (b) => onlyVptErrors(() => decodeImage(b, 'm'))), { numRuns: RUNS });
+    await fc.assert(fc.asyncProperty(fc.oneof(...files.map(mutated)), async (b) => { await jpegWasmReady(); return onlyVptErrors(() => decodeImage(b, 'm')); }), { numRuns: RUNS });
   });
 
   it('regressions the fuzzer found: dtype names that exist only on Object.prototype', async () => {
