@@ -145,6 +145,18 @@ const fusedScaledSoftmax = (z: tf.Tensor, scale: number) => fusedPair(z,
   (sp, dp) => runFused(SCALED_SOFTMAX_GRAD, { pIn: sp, dpIn: dp }, { scale }), 'output');
 
 /**
+ * x W + b as webgpu's fused-matmul kernel, called on the 2-D operands
+ * themselves. tf.fused.matMul reshapes both to 3-D and the product back, and
+ * wraps them in a gradient of its own that goes unused here: five engine
+ * records for one dispatch, each of them host time that small GPU steps wait
+ * on. webgpu's kernel takes any rank; wasm's is not known to, so it keeps tf.fused.matMul.
+ */
+function matMulBias2d(x: tf.Tensor, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  return tf.engine().runKernel('_FusedMatMul', { a: x, b: w, bias: b } as unknown as tf.NamedTensorMap,
+    { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+/**
  * A frozen linear layer y = x W + b on 2-D x. W is constant, so the only
  * gradient is dx = dy W^T, computed against a pre-transposed copy: tfjs's
  * fast matmul path (wasm, webgpu) needs an untransposed second operand, and
@@ -157,7 +169,7 @@ export class FrozenLinear {
   constructor(readonly w: tf.Tensor2D, readonly b: tf.Tensor1D) {
     this.apply = tf.customGrad(((x: tf.Tensor) => ({
       // One fused kernel: the bias rides in the product's accumulators (XNNPACK on wasm) instead of a second pass.
-      value: tf.fused.matMul({ a: x as tf.Tensor2D, b: this.w, bias: this.b }),
+      value: fusedKernels() ? matMulBias2d(x, this.w, this.b) : tf.fused.matMul({ a: x as tf.Tensor2D, b: this.w, bias: this.b }),
       gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, this.transposed()),
     })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
   }
