@@ -1,7 +1,7 @@
 /**
  * Decoding and resizing the CLI's images on worker threads, one per core.
  *
- * Why: a 1600x1200 JPEG takes about 0.12 s to decode (mozjpeg in
+ * Why: a 1600x1200 JPEG takes about 0.1 s to decode (mozjpeg in
  * WebAssembly, src/cli/jpeg-wasm.ts) and resize on one core, 0.4 s with
  * jpeg-js, so a folder of real photos spent minutes decoding before the
  * first step, and a dataset
