@@ -130,12 +130,19 @@ describe('bind-group reuse', () => {
     expect(made.groups).toBe(MAX_BIND_GROUPS + 2);
   });
 
-  it('installs once per device and leaves other backends alone', () => {
+  it('installs once per backend and device, and leaves other backends alone', () => {
     const { backend, device } = fakeBackend();
     installReuse(backend);
-    const wrapped = device.createBindGroup;
+    const wrapped = device.createBindGroup, uniforms = backend.makeUniforms;
     installReuse(backend);
     expect(device.createBindGroup).toBe(wrapped);
+    expect(backend.makeUniforms).toBe(uniforms);
+    // A backend started afresh on the same device: its own pool and uniforms are taken, the device is not wrapped twice.
+    const again = fakeBackend();
+    const restarted = { ...again.backend, device };
+    installReuse(restarted);
+    expect(device.createBindGroup).toBe(wrapped);
+    expect(restarted.makeUniforms).not.toBe(again.backend.makeUniforms);
     expect(() => installReuse({})).not.toThrow();
     expect(() => installReuse(null)).not.toThrow();
     expect(reuseStats({})).toBeUndefined();

@@ -59,25 +59,36 @@ export function setReuse(on: boolean): boolean {
   return was;
 }
 
+// A number for every object the caches key on (layouts, buffers), in order of first sight.
+const ids = new WeakMap<object, number>();
+let nextId = 1;
+const idOf = (o: object) => {
+  let id = ids.get(o);
+  if (id === undefined) ids.set(o, (id = nextId++));
+  return id;
+};
+const backends = new WeakSet<object>();
+
 /**
- * Make a tfjs webgpu backend reuse bind groups and uniform buffers (once per
- * device; call it with `tf.backend()` once webgpu is current). Anything else
- * (another backend, a descriptor that binds a texture) is left alone.
+ * Make a tfjs webgpu backend reuse bind groups and uniform buffers (call it
+ * with `tf.backend()` once webgpu is current; again after a restart, which
+ * makes a new backend and device). The device is wrapped once, the backend's
+ * pool and uniforms once. Anything else (another backend, a descriptor that
+ * binds a texture) is left alone.
  */
 export function installReuse(backend: unknown): void {
   const b = backend as { device?: Device; bufferManager?: Partial<BufferPool> };
   const device = b?.device;
-  if (!device || typeof device.createBindGroup !== 'function' || stats.has(device)) return;
+  if (!device || typeof device.createBindGroup !== 'function' || backends.has(b)) return;
+  backends.add(b);
+  reuseUniforms(b);
+  orderPool(b.bufferManager);
+  if (!stats.has(device)) wrapDevice(device);
+}
+
+function wrapDevice(device: Device): void {
   const s: ReuseStats = { created: 0, reused: 0, size: 0 };
   stats.set(device, s);
-
-  const ids = new WeakMap<object, number>();
-  let nextId = 1;
-  const idOf = (o: object) => {
-    let id = ids.get(o);
-    if (id === undefined) ids.set(o, (id = nextId++));
-    return id;
-  };
   const groups = new Map<string, object>();
   // Buffers made through the wrapped device, and the keys of the groups that name each.
   const ours = new WeakSet<object>();
@@ -139,24 +150,26 @@ export function installReuse(backend: unknown): void {
   device.createComputePipeline = (desc: unknown) => memoLayout(createComputePipeline(desc));
   const createComputePipelineAsync = device.createComputePipelineAsync.bind(device);
   device.createComputePipelineAsync = async (desc: unknown) => memoLayout(await createComputePipelineAsync(desc));
+}
 
-  reuseUniforms(backend);
-
-  // Keep each free list in order of first creation, newest first, so that `pop` hands out the
-  // oldest free buffer of that size whatever order the buffers came back in.
-  const pool = b.bufferManager;
-  if (pool && pool.freeBuffers instanceof Map && typeof pool.releaseBuffer === 'function') {
-    const release = pool.releaseBuffer.bind(pool);
-    pool.releaseBuffer = (buffer, reuse) => {
-      release(buffer, reuse);
-      const list = pool.freeBuffers!.get(`${buffer.size}_${buffer.usage}`);
-      if (!list || list[list.length - 1] !== buffer) return;
-      const id = idOf(buffer);
-      let i = list.length - 1;
-      while (i > 0 && idOf(list[i - 1]) < id) { list[i] = list[i - 1]; i--; }
-      list[i] = buffer;
-    };
-  }
+/**
+ * Keep each of the pool's free lists in order of first sight, newest first,
+ * so that `pop` hands out the oldest free buffer of a size whatever order the
+ * buffers came back in. Left alone if the pool is not shaped as expected
+ * (another tfjs version): reuse is then rarer, never wrong.
+ */
+function orderPool(pool: Partial<BufferPool> | undefined): void {
+  if (!pool || !(pool.freeBuffers instanceof Map) || typeof pool.releaseBuffer !== 'function') return;
+  const release = pool.releaseBuffer.bind(pool);
+  pool.releaseBuffer = (buffer, reuse) => {
+    release(buffer, reuse);
+    const list = pool.freeBuffers!.get(`${buffer.size}_${buffer.usage}`);
+    if (!list || list[list.length - 1] !== buffer) return;
+    const id = idOf(buffer);
+    let i = list.length - 1;
+    while (i > 0 && idOf(list[i - 1]) < id) { list[i] = list[i - 1]; i--; }
+    list[i] = buffer;
+  };
 }
 
 type UniformData = { type: string; data: number[] };
