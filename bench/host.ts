@@ -9,16 +9,12 @@
 // the studio runs it, without reusing bind groups and uniform buffers (src/core/vit/webgpu-reuse.ts),
 // and on tfjs's plain ops instead of our fused kernels.
 import * as tf from '@tensorflow/tfjs';
-import { Optimizer, DEFAULT_OPTIMIZER } from '../src/core/train/optimizer';
-import { Rng } from '../src/core/train/rng';
-import { forwardOf, optimizerStep, paramGroups } from '../src/core/train/step';
-import { disposeVars, initState, makeVars } from '../src/core/tuning/params';
+import { forwardOf, optimizerStep } from '../src/core/train/step';
 import { vptDeep } from '../src/core/tuning/prompt';
 import type { ViTConfig } from '../src/core/vit/config';
-import { FrozenViT } from '../src/core/vit/model';
 import { setFusedKernels } from '../src/core/vit/webgpu-kernels';
 import { reuseStats, setReuse } from '../src/core/vit/webgpu-reuse';
-import { randomWeights } from './step';
+import { vptDeepCase } from './step';
 
 export const HOST_MODES = ['as the studio runs it', 'no bind-group or uniform reuse', 'plain tfjs ops'] as const;
 export type HostMode = typeof HOST_MODES[number];
@@ -34,16 +30,9 @@ const median = (a: number[]) => {
 /** VPT-deep p = 10 steps on the current (webgpu) backend, `rounds` x `block` per mode; the first round is not timed. */
 export async function hostSteps(where: string, model: string, c: ViTConfig, batch: number, rounds: number, block = 5): Promise<HostResult> {
   const p = 10, S = c.imageSize, B = batch;
-  const w = randomWeights(c);
-  const vit = new FrozenViT(w);
-  vit.prepareBackward();
-  const vars = makeVars(vptDeep, initState(vptDeep, w, { name: 'vpt-deep', n: p }, 10, new Rng(2)), c);
-  const opt = new Optimizer(DEFAULT_OPTIMIZER, paramGroups(vars, 1e-4));
+  const { model: vit, vars, opt, images, labels, dispose } = vptDeepCase(c, p, B);
   const train = forwardOf(vit, vptDeep, vars);
-  const hostBatch = {
-    inputs: Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i)), rowShape: [S, S, 3],
-    labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B,
-  };
+  const hostBatch = { inputs: images, rowShape: [S, S, 3], labels, weights: new Float32Array(B).fill(1), size: B };
   const backend = tf.backend();
   const calls = () => { const s = reuseStats(backend); return s ? s.created + s.reused : NaN; };
   const issue = new Map<HostMode, number[]>(HOST_MODES.map((m) => [m, []]));
@@ -70,7 +59,7 @@ export async function hostSteps(where: string, model: string, c: ViTConfig, batc
       }
     }
   }
-  disposeVars(vars); opt.dispose(); vit.dispose();
+  dispose();
   const rows = HOST_MODES.map((mode) => {
     const issueMs = median(issue.get(mode)!), stepMs = median(total.get(mode)!), n = dispatches.get(mode) ?? NaN;
     return { mode, issueMs, stepMs, dispatches: n, usPerDispatch: (1000 * issueMs) / n };

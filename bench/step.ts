@@ -78,23 +78,31 @@ export async function matmulGflops(M: number, K: number, N: number, reps = 9): P
   return (inner * 2 * M * K * N) / (ms * 1e6);
 }
 
-export async function runCase(bc: BenchCase): Promise<BenchResult> {
-  const { config: c, prompts: p, batch: B } = bc;
+/** A random-weight ViT with VPT-deep prompts (10 classes) and SGD, as every bench case trains it; `images`: B fixed ones. */
+export function vptDeepCase(c: ViTConfig, p: number, B: number) {
   const w = randomWeights(c);
   const model = new FrozenViT(w);
   model.prepareBackward();
   const vars = makeVars(vptDeep, initState(vptDeep, w, { name: 'vpt-deep', n: p }, 10, new Rng(2)), c);
   const opt = new Optimizer(DEFAULT_OPTIMIZER, paramGroups(vars, 1e-4));
+  const S = c.imageSize;
+  const images = Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i));
+  const labels = Int32Array.from({ length: B }, (_, i) => i % 10);
+  return { model, vars, opt, images, labels, dispose: () => { disposeVars(vars); opt.dispose(); model.dispose(); } };
+}
+
+export async function runCase(bc: BenchCase): Promise<BenchResult> {
+  const { config: c, prompts: p, batch: B } = bc;
+  const { model, vars, opt, images, labels, dispose } = vptDeepCase(c, p, B);
   const train = forwardOf(model, vptDeep, vars, { recompute: bc.recompute, embedded: bc.embedded });
   const infer = forwardOf(model, vptDeep, vars);
   const S = c.imageSize;
-  const images = Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i));
   const x = tf.tensor4d(images, [B, S, S, 3]);
   const rows = bc.embedded ? tf.tidy(() => model.embed(x)) : null;
   const batch = {
     // data(), not dataSync(): webgpu reads synchronously only through an OffscreenCanvas, which Node lacks.
     inputs: rows ? ((await rows.data()) as Float32Array) : images, rowShape: rows ? embeddingShape(c) : [S, S, 3],
-    labels: Int32Array.from({ length: B }, (_, i) => i % 10), weights: new Float32Array(B).fill(1), size: B,
+    labels, weights: new Float32Array(B).fill(1), size: B,
   };
   rows?.dispose();
   let peak: number | null = null;
@@ -117,7 +125,7 @@ export async function runCase(bc: BenchCase): Promise<BenchResult> {
   // The FC1 product of this model: [B*T, d] x [d, mlp].
   const T = (S / c.patchSize) ** 2 + 1 + p;
   const mm = await matmulGflops(B * T, c.hiddenSize, c.mlpDim);
-  tf.dispose(x); disposeVars(vars); opt.dispose(); model.dispose();
+  tf.dispose(x); dispose();
   const achieved = stepGflops / (stepMs / 1000);
   return { forwardMs, stepMs, imagesPerSecond: (1000 * B) / stepMs, stepGflops, matmulGflops: mm, efficiency: achieved / mm, peakBytes: peak, firstStepMs };
 }

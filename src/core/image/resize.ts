@@ -52,7 +52,7 @@ export function resize(img: RgbImage, outW: number, outH: number): RgbImage {
   const tx = taps(inW, outW);
   const ty = taps(inH, outH);
   // Typed arrays and sizes in locals, index arithmetic out of the inner loops: the same sums in the
-  // same order as before, about twice as fast in V8 (a 1600x1200 photo to 341x256 in 30-35 ms).
+  // same order, a quarter faster in V8 (a 1600x1200 photo to 341x256 in 21-32 ms, from 27-41).
   const xStart = tx.start, xCount = tx.count, xW = tx.weights, xMax = tx.max;
   const tmp = new Float32Array(outW * inH * 3); // horizontal pass
   for (let y = 0; y < inH; y++) {

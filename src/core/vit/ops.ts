@@ -147,9 +147,9 @@ const fusedScaledSoftmax = (z: tf.Tensor, scale: number) => fusedPair(z,
 /**
  * x W + b as webgpu's fused-matmul kernel, called on the 2-D operands
  * themselves. tf.fused.matMul reshapes both to 3-D and the product back, and
- * wraps them in a gradient of its own that goes unused here: five engine
- * records for one dispatch, each of them host time that small GPU steps wait
- * on. webgpu's kernel takes any rank; wasm's is not known to, so it keeps tf.fused.matMul.
+ * wraps them in a gradient of its own that goes unused here: four engine
+ * records besides the kernel's (16 a layer), host time that small GPU steps
+ * wait on. webgpu's kernel takes any rank; wasm's is not known to, so it keeps tf.fused.matMul.
  */
 function matMulBias2d(x: tf.Tensor, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
   return tf.engine().runKernel('_FusedMatMul', { a: x, b: w, bias: b } as unknown as tf.NamedTensorMap,
