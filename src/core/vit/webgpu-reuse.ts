@@ -70,6 +70,69 @@ const idOf = (o: object) => {
 const backends = new WeakSet<object>();
 
 /**
+ * A map keyed by a short list of numbers, compared bit for bit (NaN included),
+ * found by a hash of their bits: building a string key cost 4-5 us a dispatch
+ * here, most of what the caches spent. Callers write the key into `key` and
+ * pass its length.
+ */
+class NumberKeyed<V> {
+  readonly key = new Float64Array(256);
+  private readonly bits = new Int32Array(this.key.buffer);
+  private readonly buckets = new Map<number, { bits: Int32Array; value: V }[]>();
+  size = 0;
+
+  private hash(n: number): number {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < 2 * n; i++) h = Math.imul(h ^ this.bits[i], 0x01000193);
+    return h;
+  }
+
+  private find(list: { bits: Int32Array }[] | undefined, n: number) {
+    if (!list) return -1;
+    outer: for (let j = 0; j < list.length; j++) {
+      const b = list[j].bits;
+      if (b.length !== 2 * n) continue;
+      for (let i = 0; i < 2 * n; i++) if (b[i] !== this.bits[i]) continue outer;
+      return j;
+    }
+    return -1;
+  }
+
+  get(n: number): V | undefined {
+    const list = this.buckets.get(this.hash(n));
+    const j = this.find(list, n);
+    return j < 0 ? undefined : list![j].value;
+  }
+
+  /** Adds the value under the key now in `key`; returns a handle for `delete`. */
+  set(n: number, value: V): { h: number; bits: Int32Array } {
+    const h = this.hash(n), bits = this.bits.slice(0, 2 * n);
+    const list = this.buckets.get(h);
+    if (list) list.push({ bits, value }); else this.buckets.set(h, [{ bits, value }]);
+    this.size++;
+    return { h, bits };
+  }
+
+  delete(handle: { h: number; bits: Int32Array }): void {
+    const list = this.buckets.get(handle.h);
+    const j = list ? list.findIndex((e) => e.bits === handle.bits) : -1;
+    if (j < 0) return;
+    list!.splice(j, 1);
+    if (!list!.length) this.buckets.delete(handle.h);
+    this.size--;
+  }
+
+  values(): V[] {
+    return [...this.buckets.values()].flatMap((l) => l.map((e) => e.value));
+  }
+
+  clear(): void {
+    this.buckets.clear();
+    this.size = 0;
+  }
+}
+
+/**
  * Make a tfjs webgpu backend reuse bind groups and uniform buffers (call it
  * with `tf.backend()` once webgpu is current; again after a restart, which
  * makes a new backend and device). The device is wrapped once, the backend's
@@ -89,10 +152,11 @@ export function installReuse(backend: unknown): void {
 function wrapDevice(device: Device): void {
   const s: ReuseStats = { created: 0, reused: 0, size: 0 };
   stats.set(device, s);
-  const groups = new Map<string, object>();
-  // Buffers made through the wrapped device, and the keys of the groups that name each.
+  const groups = new NumberKeyed<object>();
+  type Handle = ReturnType<typeof groups.set>;
+  // Buffers made through the wrapped device, and the groups that name each.
   const ours = new WeakSet<object>();
-  const byBuffer = new Map<number, string[]>();
+  const byBuffer = new Map<number, Handle[]>();
   const clear = () => { groups.clear(); byBuffer.clear(); s.size = 0; };
 
   const createBuffer = device.createBuffer.bind(device);
@@ -113,24 +177,27 @@ function wrapDevice(device: Device): void {
 
   const createBindGroup = device.createBindGroup.bind(device);
   device.createBindGroup = (desc: Descriptor) => {
-    if (!enabled) { s.created++; return createBindGroup(desc); }
-    let key = String(idOf(desc.layout));
-    for (const e of desc.entries) {
+    const entries = desc.entries;
+    if (!enabled || 1 + 4 * entries.length > groups.key.length) { s.created++; return createBindGroup(desc); }
+    const key = groups.key;
+    let n = 0;
+    key[n++] = idOf(desc.layout);
+    for (const e of entries) {
       const r = e.resource as BufferBinding;
       if (!r || typeof r !== 'object' || !ours.has(r.buffer)) { s.created++; return createBindGroup(desc); }
-      key += `|${e.binding}:${ids.get(r.buffer)}:${r.offset ?? 0}:${r.size ?? ''}`;
+      key[n++] = e.binding; key[n++] = ids.get(r.buffer)!; key[n++] = r.offset ?? 0; key[n++] = r.size ?? -1;
     }
-    const hit = groups.get(key);
+    const hit = groups.get(n);
     if (hit) { s.reused++; return hit; }
     if (groups.size >= MAX_BIND_GROUPS) clear();
     const group = createBindGroup(desc);
     s.created++;
-    groups.set(key, group);
+    const handle = groups.set(n, group);
     s.size = groups.size;
-    for (const e of desc.entries) {
+    for (const e of entries) {
       const id = ids.get((e.resource as BufferBinding).buffer)!;
-      const keys = byBuffer.get(id);
-      if (keys) keys.push(key); else byBuffer.set(id, [key]);
+      const handles = byBuffer.get(id);
+      if (handles) handles.push(handle); else byBuffer.set(id, [handle]);
     }
     return group;
   };
@@ -193,12 +260,20 @@ function reuseUniforms(backend: unknown): void {
   const b = backend as Partial<UniformMaker>;
   if (typeof b.makeUniforms !== 'function' || !Array.isArray(b.uniformPendingDisposal)) return;
   const make = b.makeUniforms.bind(b);
-  const cache = new Map<string, UniformBinding>();
+  const cache = new NumberKeyed<UniformBinding>();
+  const TYPES: Record<string, number> = { float32: 1, int32: 2, uint32: 3 };
   b.makeUniforms = (u: UniformData[]) => {
     if (!enabled) return make(u);
-    let key = '';
-    for (const d of u) key += `${d.type[0]}${d.data.join(',')};`;
-    const hit = cache.get(key);
+    // The key: each field's type, length and values (an empty field is packed as [1] by tfjs; kept apart, harmlessly).
+    const key = cache.key;
+    let n = 0;
+    for (const d of u) {
+      if (n + 2 + d.data.length > key.length) return make(u);
+      key[n++] = TYPES[d.type] ?? 0;
+      key[n++] = d.data.length;
+      for (const v of d.data) key[n++] = v;
+    }
+    const hit = cache.get(n);
     if (hit) return hit;
     if (cache.size >= MAX_UNIFORMS) {
       // Back to the pool only after the next submit, as tfjs does: a dispatch still being recorded may bind them.
@@ -210,7 +285,7 @@ function reuseUniforms(backend: unknown): void {
     const pending = b.uniformPendingDisposal!;
     if (pending[pending.length - 1] !== binding.buffer) return binding;
     pending.pop();
-    cache.set(key, binding);
+    cache.set(n, binding);
     return binding;
   };
 }
