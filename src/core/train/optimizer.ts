@@ -3,6 +3,7 @@
  * tfjs variables. State is exportable as plain arrays for checkpoints.
  */
 import * as tf from '@tensorflow/tfjs';
+import { constant, holdScalars } from '../vit/ops';
 
 export type OptimizerName = 'sgd' | 'adamw';
 
@@ -23,12 +24,24 @@ export class Optimizer {
   private step = 0;
   private readonly slots = new Map<string, tf.Variable[]>();
 
-  constructor(readonly config: OptimizerConfig, readonly params: ParamGroup[]) {}
+  /**
+   * The run's fixed numbers held as tensors (ops.ts's holdScalars): a plain
+   * number in an op becomes a new scalar tensor, which on webgpu is an upload
+   * through a fresh buffer that also ends the compute pass, per parameter and step.
+   */
+  private readonly release: () => void;
+
+  constructor(readonly config: OptimizerConfig, readonly params: ParamGroup[]) {
+    const { momentum, beta1, beta2, eps } = config;
+    this.release = holdScalars([momentum, beta1, beta2, 1 - beta1, 1 - beta2, eps, ...params.map((p) => p.weightDecay)]);
+  }
 
   /** Apply one update with learning rate `lr`; `grads` by parameter name. */
   apply(grads: Map<string, tf.Tensor>, lr: number): void {
     this.step++;
     const { name, momentum, beta1, beta2, eps } = this.config;
+    // One learning-rate scalar for every parameter this step (the same value a number would give).
+    const rate = name === 'sgd' ? tf.scalar(lr) : null;
     for (const p of this.params) {
       const g0 = grads.get(p.name);
       if (!g0) continue;
@@ -36,29 +49,30 @@ export class Optimizer {
         const w = p.variable;
         if (name === 'sgd') {
           // torch.optim.SGD: g += wd * w; buf = g (first step) or m * buf + g; w -= lr * buf.
-          const g = p.weightDecay ? tf.add(g0, tf.mul(w, p.weightDecay)) : g0;
+          const g = p.weightDecay ? tf.add(g0, tf.mul(w, constant(p.weightDecay))) : g0;
           let upd: tf.Tensor = g;
           if (momentum) {
             const slot = this.slots.get(p.name);
             if (!slot) this.slots.set(p.name, [tf.variable(g, false)]);
-            else { slot[0].assign(tf.add(tf.mul(slot[0], momentum), g)); upd = slot[0]; }
+            else { slot[0].assign(tf.add(tf.mul(slot[0], constant(momentum)), g)); upd = slot[0]; }
           }
-          w.assign(tf.sub(w, tf.mul(upd, lr)));
+          w.assign(tf.sub(w, tf.mul(upd, rate!)));
         } else {
           // torch.optim.AdamW: decoupled decay w *= 1 - lr * wd, then Adam with bias correction.
           let slot = this.slots.get(p.name);
           if (!slot) { slot = [tf.variable(tf.zerosLike(w), false), tf.variable(tf.zerosLike(w), false)]; this.slots.set(p.name, slot); }
           const [m, v] = slot;
-          m.assign(tf.add(tf.mul(m, beta1), tf.mul(g0, 1 - beta1)));
-          v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g0), 1 - beta2)));
+          m.assign(tf.add(tf.mul(m, constant(beta1)), tf.mul(g0, constant(1 - beta1))));
+          v.assign(tf.add(tf.mul(v, constant(beta2)), tf.mul(tf.square(g0), constant(1 - beta2))));
           const bc1 = 1 - beta1 ** this.step;
           const bc2 = 1 - beta2 ** this.step;
-          const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps);
+          const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), constant(eps));
           const decayed = p.weightDecay ? tf.mul(w, 1 - lr * p.weightDecay) : w;
           w.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)));
         }
       });
     }
+    rate?.dispose();
   }
 
   async exportState(): Promise<OptimizerState> {
@@ -81,5 +95,8 @@ export class Optimizer {
     this.slots.clear();
   }
 
-  dispose(): void { this.disposeSlots(); }
+  dispose(): void {
+    this.disposeSlots();
+    this.release();
+  }
 }

@@ -63,8 +63,10 @@ export function batchGradients(forward: Forward, vars: Vars, batch: HostBatch, m
   denom = Math.max(denom, 1);
   const names = [...vars.keys()];
   const list = names.map((n) => vars.get(n)!);
-  let total: tf.Scalar = tf.scalar(0);
-  let correct: tf.Scalar = tf.scalar(0);
+  // Sums over the passes, started from the first pass's values rather than from zeros (each zero
+  // would be an upload, on webgpu through a fresh buffer that also ends the compute pass).
+  let total: tf.Scalar | null = null;
+  let correct: tf.Scalar | null = null;
   const acc = new Map<string, tf.Tensor>();
   for (let from = 0; from < batch.size; from += microBatch) {
     const n = Math.min(microBatch, batch.size - from);
@@ -83,13 +85,19 @@ export function batchGradients(forward: Forward, vars: Vars, batch: HostBatch, m
       acc.set(names[i], prev ? tf.tidy(() => tf.add(prev, g)) : g);
       if (prev) { prev.dispose(); g.dispose(); }
     });
-    const t = tf.add(total, value) as tf.Scalar;
-    const h = tf.add(correct, hits!) as tf.Scalar;
-    tf.dispose([total, correct, hits!, value, mb.inputs, mb.labels, mb.weights]);
-    total = t;
-    correct = h;
+    if (total && correct) {
+      const t = tf.add(total, value) as tf.Scalar;
+      const h = tf.add(correct, hits!) as tf.Scalar;
+      tf.dispose([total, correct, hits!, value]);
+      total = t;
+      correct = h;
+    } else {
+      total = value;
+      correct = hits!;
+    }
+    tf.dispose([mb.inputs, mb.labels, mb.weights]);
   }
-  return { loss: total, correct, grads: acc };
+  return { loss: total ?? tf.scalar(0), correct: correct ?? tf.scalar(0), grads: acc };
 }
 
 /** One optimiser step at learning rate `lr`; returns loss and hits (read them asynchronously, then dispose). */
