@@ -16,14 +16,18 @@ async function start(backend: 'webgpu' | 'webgl') {
   if (backend === 'webgpu') installReuse(tf.backend());
 }
 
+/** The WebGPU adapter's vendor and architecture, e.g. `google swiftshader`. */
+async function webgpuAdapter(): Promise<string> {
+  const gpu = (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string } } | null> } }).gpu;
+  const a = await gpu.requestAdapter();
+  return [a?.info?.vendor, a?.info?.architecture].filter(Boolean).join(' ');
+}
+
 export async function benchIn(backend: 'webgpu' | 'webgl', bc: BenchCase) {
   await start(backend);
-  await tf.ready();
   let adapter = '';
   if (backend === 'webgpu') {
-    const gpu = (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string } } | null> } }).gpu;
-    const a = await gpu.requestAdapter();
-    adapter = [a?.info?.vendor, a?.info?.architecture].filter(Boolean).join(' ');
+    adapter = await webgpuAdapter();
   } else {
     const gl = document.createElement('canvas').getContext('webgl2');
     const ext = gl?.getExtension('WEBGL_debug_renderer_info');
@@ -35,14 +39,11 @@ export async function benchIn(backend: 'webgpu' | 'webgl', bc: BenchCase) {
 /** Host time of webgpu steps: ViT-Ti/16's 12 layers at 32 px, small enough for SwiftShader to keep up. */
 export async function hostIn(rounds: number, block: number) {
   await start('webgpu');
-  const gpu = (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string } } | null> } }).gpu;
-  const a = await gpu.requestAdapter();
   const ti = PRESETS.find((p) => p.name === 'ViT-Ti/16')!.config;
-  return hostSteps(`Chromium, webgpu (${[a?.info?.vendor, a?.info?.architecture].filter(Boolean).join(' ')})`, 'ViT-Ti/16', { ...ti, imageSize: 32 }, 2, rounds, block);
+  return hostSteps(`Chromium, webgpu (${await webgpuAdapter()})`, 'ViT-Ti/16', { ...ti, imageSize: 32 }, 2, rounds, block);
 }
 
 export async function soakIn(backend: 'webgpu' | 'webgl') {
   await start(backend);
-  await tf.ready();
   return runSoak();
 }
