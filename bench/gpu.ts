@@ -97,7 +97,7 @@ export async function runGpuBench(): Promise<void> {
     for (const batch of [8, 32]) for (const mode of ['plain', 'tfjs attention', 'no reuse'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
     await run('ViT-B/16', vitB, { prompts: 10, batch: 64, steps, recompute: true });
     // The plan the CLI and the studio make on this engine (the fused kernels' smaller footprint included).
-    const plan = choosePasses(vitB, 10, 64, undefined, undefined, fusedKernels());
+    const plan = choosePasses(vitB, 10, 64, undefined, undefined, fusedKernels() ? 'fused' : 'batched');
     await run('ViT-B/16', vitB, { prompts: 10, batch: plan.microBatch, steps: 1, recompute: plan.recompute, once: true }, `one pass of the 2 GiB batch-64 plan (${Math.ceil(64 / plan.microBatch)} passes)`);
   }
   // Host time per dispatch on this machine (the time to issue a step: the GPU runs behind it), reuse on and off.

@@ -2,7 +2,7 @@ import { defaultLr, type TrainConfig } from '../core/train/config';
 import { plannedParams } from '../core/tuning/params';
 import { PROTOCOLS, promptTokens, protocolOf } from '../core/tuning/registry';
 import type { ProtocolName } from '../core/tuning/types';
-import { activationBytesPerImage, describePlan, formatBudget, keepsBlocksFrozen, planPasses, validBudget } from '../core/train/memory';
+import { activationBytesPerImage, attentionForm, describePlan, formatBudget, planPasses, validBudget } from '../core/train/memory';
 import { patch, useStore } from '../store/store';
 import { useState } from 'react';
 import { discardSavedRun, measureSpeed, pauseTraining, resumeTraining, startTraining, stopTraining } from './actions';
@@ -34,11 +34,11 @@ export function TrainPanel() {
   const proto = protocolOf(c.protocol.name);
   const prompts = promptTokens(c.protocol);
   const params = bb ? plannedParams(proto, bb.config, c.protocol.n, Math.max(2, classes)) : 0;
-  // The engine worker runs webgpu's fused kernels, which keep less (the planner counts them for frozen blocks only).
-  const fused = engineInfo?.backend === 'webgpu' && keepsBlocksFrozen(c.protocol.name);
-  const activations = bb ? activationBytesPerImage(bb.config, prompts, false, fused) * c.batch : 0;
+  // The engine worker runs webgpu's fused kernels, or wasm's per-head attention, which keep less (attentionForm).
+  const engine = { backend: engineInfo?.backend, fused: engineInfo?.backend === 'webgpu' };
+  const activations = bb ? activationBytesPerImage(bb.config, prompts, false, attentionForm(bb.config, prompts, c.protocol.name, engine)) * c.batch : 0;
   // The passes the engine will plan within the memory budget (the same planner, so the same answer).
-  const plan = bb && budgetOk ? describePlan(planPasses(bb.config, c, { budgetBytes, fused, maxBindingBytes: engineInfo?.limits.maxStorageBufferBindingSize }), c) : null;
+  const plan = bb && budgetOk ? describePlan(planPasses(bb.config, c, { budgetBytes, ...engine, maxBindingBytes: engineInfo?.limits.maxStorageBufferBindingSize }), c) : null;
   const h = t.history;
   const last = h.at(-1);
   const elapsed = (Date.now() - t.startedAt) / 1000;

@@ -131,7 +131,7 @@ export class Session {
   /** The passes a run makes within `budgetBytes` (the page's memory budget) on this device. */
   private withMicroBatch(cfg: TrainConfig, budgetBytes?: number): TrainConfig {
     if (budgetBytes !== undefined && !validBudget(budgetBytes)) throw new VptError('memory budget', `${budgetBytes / 1024 ** 3} GiB is not a positive size`);
-    return planPasses(this.need().b.weights.config, cfg, { maxBindingBytes: this.info?.limits.maxStorageBufferBindingSize, budgetBytes, fused: fusedKernels() });
+    return planPasses(this.need().b.weights.config, cfg, { maxBindingBytes: this.info?.limits.maxStorageBufferBindingSize, budgetBytes, fused: fusedKernels(), backend: tf.getBackend() });
   }
 
   /** Hold a trained state as a task and describe it for the page (validation predictions included). */

@@ -42,18 +42,41 @@ describe('webgpu\'s fused kernels (a smaller footprint, measured in node-webgpu.
   it('plan larger passes for frozen blocks, still within 2 GiB by their own estimate, and leave other protocols alone', async () => {
     const { planPasses } = await import('../../src/core/train/memory');
     const { resolveTrainConfig } = await import('../../src/core/train/config');
-    expect(activationBytesPerImage(vitB, 10, false, true)).toBeLessThan(activationBytesPerImage(vitB, 10));
-    expect(activationBytesPerImage(vitB, 10, true, true)).toBeLessThan(activationBytesPerImage(vitB, 10, true));
+    expect(activationBytesPerImage(vitB, 10, false, 'fused')).toBeLessThan(activationBytesPerImage(vitB, 10));
+    expect(activationBytesPerImage(vitB, 10, true, 'fused')).toBeLessThan(activationBytesPerImage(vitB, 10, true));
     const plain = choosePasses(vitB, 10, 64, 2 * 1024 ** 3);
-    const fused = choosePasses(vitB, 10, 64, 2 * 1024 ** 3, undefined, true);
+    const fused = choosePasses(vitB, 10, 64, 2 * 1024 ** 3, undefined, 'fused');
     expect(fused.recompute).toBe(true);
     expect(fused.microBatch).toBeGreaterThan(plain.microBatch);
-    expect(residentModelBytes(vitB) + fused.microBatch * activationBytesPerImage(vitB, 10, true, true)).toBeLessThanOrEqual(2 * 1024 ** 3);
-    expect(residentModelBytes(vitB) + (fused.microBatch + 1) * activationBytesPerImage(vitB, 10, true, true)).toBeGreaterThan(2 * 1024 ** 3);
+    expect(residentModelBytes(vitB) + fused.microBatch * activationBytesPerImage(vitB, 10, true, 'fused')).toBeLessThanOrEqual(2 * 1024 ** 3);
+    expect(residentModelBytes(vitB) + (fused.microBatch + 1) * activationBytesPerImage(vitB, 10, true, 'fused')).toBeGreaterThan(2 * 1024 ** 3);
     const vpt = resolveTrainConfig({ batch: 64, protocol: { name: 'vpt-deep', n: 10 } });
     expect(planPasses(vitB, vpt, { fused: true }).microBatch).toBe(fused.microBatch);
     const lora = resolveTrainConfig({ batch: 64, protocol: { name: 'lora', n: 8 } });
     expect(planPasses(vitB, lora, { fused: true })).toEqual(planPasses(vitB, lora));
+  });
+});
+
+describe('the attention form a plan counts (attentionForm)', () => {
+  it('fused on webgpu, per head on wasm where that pays, batched elsewhere and for block-changing protocols; wasm plans larger passes', async () => {
+    const { planPasses, attentionForm } = await import('../../src/core/train/memory');
+    const { resolveTrainConfig } = await import('../../src/core/train/config');
+    const demo = { imageSize: 32, patchSize: 4, hiddenSize: 64, numLayers: 4, numHeads: 4, mlpDim: 256, layerNormEps: 1e-6 };
+    const tiny = { ...demo, imageSize: 16 }; // T = 27: 12K multiply-adds a head, the batched form is faster
+    expect(attentionForm(vitB, 10, 'vpt-deep', { backend: 'webgpu', fused: true })).toBe('fused');
+    expect(attentionForm(vitB, 10, 'vpt-deep', { backend: 'wasm' })).toBe('headwise');
+    expect(attentionForm(demo, 10, 'vpt-shallow', { backend: 'wasm' })).toBe('headwise');
+    expect(attentionForm(tiny, 10, 'vpt-deep', { backend: 'wasm' })).toBe('batched');
+    expect(attentionForm(vitB, 10, 'vpt-deep', { backend: 'webgl' })).toBe('batched');
+    expect(attentionForm(vitB, 10, 'vpt-deep', {})).toBe('batched');
+    expect(attentionForm(vitB, 8, 'lora', { backend: 'wasm' })).toBe('batched');
+    for (const recompute of [false, true]) {
+      expect(activationBytesPerImage(vitB, 10, recompute, 'headwise')).toBeLessThan(activationBytesPerImage(vitB, 10, recompute));
+    }
+    const vpt = resolveTrainConfig({ batch: 64, protocol: { name: 'vpt-deep', n: 10 } });
+    const onWasm = planPasses(vitB, vpt, { backend: 'wasm' }), elsewhere = planPasses(vitB, vpt);
+    expect(onWasm.microBatch).toBeGreaterThan(elsewhere.microBatch!);
+    expect(residentModelBytes(vitB) + onWasm.microBatch! * activationBytesPerImage(vitB, 10, onWasm.recompute, 'headwise')).toBeLessThanOrEqual(2 * 1024 ** 3);
   });
 });
 

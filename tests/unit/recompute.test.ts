@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveTrainConfig } from '../../src/core/train/config';
-import { activationBytesPerImage } from '../../src/core/train/memory';
+import { activationBytesPerImage, attentionForm } from '../../src/core/train/memory';
 import { fillBatch, type Example } from '../../src/core/train/evaluate';
 import { train } from '../../src/core/train/loop';
 import { Rng } from '../../src/core/train/rng';
@@ -82,7 +82,10 @@ describe('activation recomputation', () => {
       const base = tf.memory().numBytes;
       const prof = await tf.profile(() => { const r = batchGradients(forwardOf(model, proto, vars, { recompute }), vars, batch, 8); return [r.loss, r.correct, ...r.grads.values()]; });
       const measured = (prof.peakBytes - base) / 8;
-      const estimate = activationBytesPerImage(model.config, 10, recompute);
+      // wasm runs this model's attention per head (T = 75, hd = 16): the planner counts that form.
+      const form = attentionForm(model.config, 10, 'vpt-deep', { backend: tf.getBackend() });
+      expect(form).toBe('headwise');
+      const estimate = activationBytesPerImage(model.config, 10, recompute, form);
       // Never below the measurement by more than 10% (the planner must not overcommit), never far above.
       expect(estimate, `recompute ${recompute}: measured ${measured}`).toBeGreaterThan(0.9 * measured);
       expect(estimate).toBeLessThan(1.5 * measured);

@@ -184,7 +184,7 @@ for (const recompute of [false, true]) {
   const base = tf.memory().numBytes;
   const prof = await tf.profile(() => { const r = batchGradients(forwardOf(tm, proto, tv, { recompute }), tv, b, n); return [r.loss, r.correct, ...r.grads.values()]; });
   tf.dispose(prof.result as tf.Tensor[]);
-  (out.memory as unknown[]).push({ recompute, measured: (prof.peakBytes - base) / n, estimate: activationBytesPerImage(tiny.weights.config, 10, recompute, true) });
+  (out.memory as unknown[]).push({ recompute, measured: (prof.peakBytes - base) / n, estimate: activationBytesPerImage(tiny.weights.config, 10, recompute, 'fused') });
   disposeTuned(tv);
 }
 tm.dispose();

@@ -5,6 +5,7 @@
  * every block's intermediates until backward) must fit a memory budget.
  */
 import { promptTokens, protocolOf } from '../tuning/registry';
+import { headwisePays } from '../vit/attention-form';
 import type { ViTConfig } from '../vit/config';
 import type { TrainConfig } from './config';
 
@@ -28,27 +29,48 @@ export function largestActivationBytes(c: ViTConfig, prompts: number): number {
  * ends. With recomputation: 12.6 [T, d] per block (each block's kept input,
  * its gradient and what the rerun leaves) plus 1.12 blocks' worth while one
  * block is rerun and differentiated; this one is fitted to the worst case
- * (p = 50, exact) and over-estimates the others by up to 26%. wasm's
- * per-head attention needs less, so there the estimate errs safe.
+ * (p = 50, exact) and over-estimates the others by up to 26%. webgpu's
+ * fused kernels and wasm's per-head attention keep less (SCALE, below).
  */
-export function activationBytesPerImage(c: ViTConfig, prompts: number, recompute = false, fused = false): number {
+export function activationBytesPerImage(c: ViTConfig, prompts: number, recompute = false, form: AttentionForm = 'batched'): number {
   const T = tokens(c, prompts);
   const perBlock = T * (5 * c.hiddenSize + 20 * c.mlpDim) + 6.6 * c.numHeads * T * T;
   const bytes = 4 * (recompute ? 12.6 * c.numLayers * T * c.hiddenSize + 1.12 * perBlock : perBlock * c.numLayers);
-  return fused ? bytes * (recompute ? FUSED_SCALE.recompute : FUSED_SCALE.plain) : bytes;
+  return form === 'batched' ? bytes : bytes * SCALE[form][recompute ? 'recompute' : 'plain'];
 }
 
+/** How attention runs (vit/attention.ts): the batched tfjs ops, webgpu's fused kernels, or wasm's per-head products. */
+export type AttentionForm = 'batched' | 'fused' | 'headwise';
+
 /**
- * With webgpu's fused kernels (vit/webgpu-kernels.ts, vit/webgpu-attention.ts)
- * a step keeps fewer intermediates. Measured VPT-deep p = 10 peaks per image,
- * as a share of the estimate above: 0.43 (the 32-pixel demo model) and 0.45
- * (ViT-Ti/16 at 224), 0.39 for both with recomputation, on Dawn with
- * SwiftShader (tensor bytes do not depend on the adapter). Before attention
- * was fused they were 0.63-0.67 and 0.38-0.52, ViT-B/16 at 224 included (on an
- * H200); ViT-B/16 has ViT-Ti/16's ratio of attention to token bytes (H T / d),
- * so it should fall alike. Scaled with a margin, so that the planner errs safe.
+ * The smaller footprints, as shares of the batched estimate above, measured
+ * as VPT-deep p = 10 peaks per image and scaled with a margin, so that the
+ * planner errs safe.
+ * - fused: webgpu's fused kernels (vit/webgpu-kernels.ts,
+ *   vit/webgpu-attention.ts). 0.43 (the 32-pixel demo model) and 0.45
+ *   (ViT-Ti/16 at 224), 0.39 for both with recomputation, on Dawn with
+ *   SwiftShader (tensor bytes do not depend on the adapter). Before attention
+ *   was fused they were 0.63-0.67 and 0.38-0.52, ViT-B/16 at 224 included (on
+ *   an H200); ViT-B/16 has ViT-Ti/16's ratio of attention to token bytes
+ *   (H T / d), so it should fall alike.
+ * - headwise: wasm's per-head attention (vit/attention.ts), which keeps the
+ *   probabilities and builds each head's operands one image at a time. 0.52
+ *   (demo model, batch 8) and 0.54 (ViT-Ti/16, batch 4); 0.56 and 0.65 with
+ *   recomputation.
  */
-const FUSED_SCALE = { plain: 0.5, recompute: 0.45 };
+const SCALE = { fused: { plain: 0.5, recompute: 0.45 }, headwise: { plain: 0.6, recompute: 0.7 } };
+
+/**
+ * The attention a plan should count: the fused kernels where the engine runs
+ * them, wasm's per-head form where it pays, else the batched ops. Both smaller
+ * footprints were measured with frozen blocks only, so other protocols count
+ * the batched form.
+ */
+export function attentionForm(c: ViTConfig, prompts: number, protocol: string, o: { backend?: string; fused?: boolean }): AttentionForm {
+  if (!keepsBlocksFrozen(protocol)) return 'batched';
+  if (o.fused) return 'fused';
+  return o.backend && headwisePays(o.backend, tokens(c, prompts), c.hiddenSize / c.numHeads) ? 'headwise' : 'batched';
+}
 
 /** Default activation budget: 2 GiB, the issue's target for VPT-deep ViT-B/16 batch 64. */
 export const DEFAULT_ACTIVATION_BUDGET = 2 * 1024 ** 3;
@@ -73,10 +95,10 @@ export function residentModelBytes(c: ViTConfig): number {
  * (10% headroom) and whose activations fit `budgetBytes`. Gradients accumulate
  * exactly, so this changes memory, never the result.
  */
-export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, budgetBytes = DEFAULT_ACTIVATION_BUDGET, recompute = false, fused = false): number {
+export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, budgetBytes = DEFAULT_ACTIVATION_BUDGET, recompute = false, form: AttentionForm = 'batched'): number {
   let mb = batch;
   if (maxBindingBytes) mb = Math.min(mb, Math.floor((0.9 * maxBindingBytes) / largestActivationBytes(c, prompts)));
-  mb = Math.min(mb, Math.floor(budgetBytes / activationBytesPerImage(c, prompts, recompute, fused)));
+  mb = Math.min(mb, Math.floor(budgetBytes / activationBytesPerImage(c, prompts, recompute, form)));
   return Math.max(1, mb);
 }
 
@@ -92,11 +114,11 @@ function activationBudget(c: ViTConfig, stepBudgetBytes: number): number {
  * recomputing allows a larger one (fewer, larger passes use a GPU better;
  * recomputing costs one more forward).
  */
-export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, stepBudgetBytes = DEFAULT_STEP_BUDGET, fused = false): { microBatch: number; recompute: boolean } {
+export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, stepBudgetBytes = DEFAULT_STEP_BUDGET, form: AttentionForm = 'batched'): { microBatch: number; recompute: boolean } {
   const budgetBytes = activationBudget(c, stepBudgetBytes);
-  const plain = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, false, fused);
+  const plain = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, false, form);
   if (plain >= batch) return { microBatch: plain, recompute: false };
-  const re = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, true, fused);
+  const re = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, true, form);
   return re > plain ? { microBatch: re, recompute: true } : { microBatch: plain, recompute: false };
 }
 
@@ -105,13 +127,15 @@ export function keepsBlocksFrozen(protocol: string): boolean {
   return !protocolOf(protocol).tuning || protocol.startsWith('vpt-');
 }
 
-/** Where a plan must fit: the device's largest binding, the step's byte budget, and whether webgpu's fused kernels run. */
+/** Where a plan must fit: the device's largest binding, the step's byte budget, and what the engine runs. */
 export interface PassOptions {
   maxBindingBytes?: number;
   /** Bytes for the whole step, the frozen model included (the studio's and the CLI's memory budget). */
   budgetBytes?: number;
   /** The engine runs webgpu's fused kernels (vit/webgpu-kernels.ts `fusedKernels()`). */
   fused?: boolean;
+  /** The engine's tfjs backend (wasm runs attention per head where that pays). */
+  backend?: string;
 }
 
 /**
@@ -119,14 +143,15 @@ export interface PassOptions {
  * given: the whole step within the budget, recomputing frozen blocks when that
  * allows larger passes. Protocols that change the blocks (Partial, Adapter,
  * LoRA, Bias, Full) keep every activation: micro-batch only. An explicit
- * micro-batch (or --recompute) is kept as given. The fused kernels' smaller
- * footprint was measured for frozen blocks only, so only those plans use it.
+ * micro-batch (or --recompute) is kept as given. The smaller footprints of
+ * the fused and per-head attention count for frozen blocks only (attentionForm).
  */
 export function planPasses(c: ViTConfig, cfg: TrainConfig, o: PassOptions = {}): TrainConfig {
   if (cfg.microBatch) return cfg;
   const budget = o.budgetBytes ?? DEFAULT_STEP_BUDGET;
+  const prompts = promptTokens(cfg.protocol);
   const plan = keepsBlocksFrozen(cfg.protocol.name)
-    ? choosePasses(c, promptTokens(cfg.protocol), cfg.batch, o.maxBindingBytes, budget, o.fused)
+    ? choosePasses(c, prompts, cfg.batch, o.maxBindingBytes, budget, attentionForm(c, prompts, cfg.protocol.name, o))
     : { microBatch: chooseMicroBatch(c, 0, cfg.batch, o.maxBindingBytes, activationBudget(c, budget)), recompute: false };
   return { ...cfg, microBatch: plan.microBatch, recompute: cfg.recompute || plan.recompute };
 }

@@ -21,6 +21,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { scaledSoftmax } from './ops';
 import { ATTENTION_DP, ATTENTION_DQKV, ATTENTION_PV, ATTENTION_SCORES, MAX_FUSED_HEADS } from './webgpu-attention';
+import { headwisePays } from './attention-form';
+import { headBlocksOf, placeBlocksOf, softmaxGradOf, type Block, type Place } from './wasm-attention';
 import { fusedKernels, runFused, SCALED_SOFTMAX, SCALED_SOFTMAX_GRAD } from './webgpu-kernels';
 
 /** The batched form: what every backend but wasm runs. */
@@ -76,45 +78,67 @@ function perShape(make: (B: number, H: number) => (qkv: tf.Tensor2D) => tf.Tenso
 /** Attention in the fused WebGPU kernels (webgpu-attention.ts). */
 export const fusedAttention: Attention = perShape(makeFused);
 
-/** Row block b, columns [c, c + w) of a 2-D tensor: one head's q, k or v (or its gradient). */
-const block = (x: tf.Tensor2D, b: number, T: number, c: number, w: number) => tf.slice(x, [b * T, c], [T, w]) as tf.Tensor2D;
-const tr = (x: tf.Tensor2D) => tf.transpose(x) as tf.Tensor2D;
-
-/** The per-head form's gradient function for one (B, H) shape (perShape caches it). */
+/**
+ * The per-head form's gradient function for one (B, H) shape (perShape
+ * caches it). Each image's operands come out of the [B*T, 3d] projection in
+ * one kernel (wasm-attention.ts), already in the layout each product needs,
+ * so that no product takes a transposed operand and tfjs transposes nothing:
+ * forward, s = (q scale) k^T, out = p v; backward, dp = g v^T,
+ * ds' = scale * softmax'(p, dp) (with its transpose), dq = ds' k,
+ * dk = ds'^T q, dv = p^T g. The [T, T] matrices are always the first operand:
+ * XNNPACK repacks the second one on every call (tfjs-wasm caches the packing
+ * by tensor, and these tensors are new each time), which cost about 100 us
+ * for a [207, 64] operand and 245 us for a [207, 207] one here, more than
+ * transposing the [207, 207] one in JavaScript (about 70 us).
+ */
 function makeHeadwise(B: number, H: number) {
   return tf.customGrad(((qkv: tf.Tensor2D, save: tf.GradSaveFunc) => {
     const [BT, d3] = qkv.shape, T = BT / B, d = d3 / 3, hd = d / H, scale = 1 / Math.sqrt(hd);
-    const probs: tf.Tensor2D[] = [];
-    const rows = Array.from({ length: B }, (_, b) => tf.tidy(() => tf.concat(Array.from({ length: H }, (_, h) => {
-      const q = block(qkv, b, T, h * hd, hd), k = block(qkv, b, T, d + h * hd, hd), v = block(qkv, b, T, 2 * d + h * hd, hd);
-      // Scale q ([T, hd]) rather than the scores ([T, T]): the same product, fewer multiplies.
-      const p = tf.keep(tf.softmax(tf.matMul(tf.mul(q, scale), tr(k))) as tf.Tensor2D);
-      probs.push(p);
-      return tf.matMul(p, v);
-    }), 1))); // [T, d]
+    const probs: tf.Tensor2D[] = [], outs: tf.Tensor2D[] = [], places: Place[] = [];
+    for (let b = 0; b < B; b++) {
+      // Per head: q scaled (fewer multiplies than scaling the [T, T] scores), k^T, v.
+      const ops = headBlocksOf(qkv, b * T, T, Array.from({ length: H }, (_, h): Block[] => [
+        { col: h * hd, width: hd, transposed: false, scale },
+        { col: d + h * hd, width: hd, transposed: true },
+        { col: 2 * d + h * hd, width: hd, transposed: false },
+      ]).flat());
+      for (let h = 0; h < H; h++) {
+        const p = tf.tidy(() => tf.softmax(tf.matMul(ops[3 * h], ops[3 * h + 1])) as tf.Tensor2D);
+        probs.push(p);
+        outs.push(tf.matMul(p, ops[3 * h + 2]));
+        places.push({ row: b * T, col: h * hd, transposed: false });
+      }
+      tf.dispose(ops);
+    }
     save([qkv, ...probs]);
-    const out = tf.concat(rows, 0) as tf.Tensor2D;
-    tf.dispose([...rows, ...probs]); // saved copies are kept by the engine
+    const out = placeBlocksOf(outs, places, [BT, d]);
+    tf.dispose([...outs, ...probs]); // saved copies are kept by the engine
     return {
       value: out,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sqkv, ...sp] = saved as tf.Tensor2D[];
-        const g2 = dy as tf.Tensor2D;
-        const grows = Array.from({ length: B }, (_, b) => tf.tidy(() => {
-          const dq: tf.Tensor[] = [], dk: tf.Tensor[] = [], dv: tf.Tensor[] = [];
-          for (let h = 0; h < H; h++) {
-            const q = block(sqkv, b, T, h * hd, hd), k = block(sqkv, b, T, d + h * hd, hd), v = block(sqkv, b, T, 2 * d + h * hd, hd);
-            const g = block(g2, b, T, h * hd, hd), p = sp[b * H + h];
-            const dp = tf.matMul(g, tr(v)); // [T, T]
-            dv.push(tf.matMul(tr(p), g));
-            const ds = tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))) as tf.Tensor2D; // d(scores), scores = (q scale) k^T
-            dq.push(tf.mul(tf.matMul(ds, k), scale));
-            dk.push(tf.mul(tf.matMul(tr(ds), q), scale));
-          }
-          return tf.concat([...dq, ...dk, ...dv], 1); // [T, 3d], laid out as qkv
-        }));
-        const g = tf.concat(grows, 0);
-        tf.dispose(grows);
+        const blocks: tf.Tensor2D[] = [], to: Place[] = [];
+        for (let b = 0; b < B; b++) {
+          blocks.push(...tf.tidy(() => {
+            const ops = headBlocksOf(sqkv, b * T, T, Array.from({ length: H }, (_, h): Block[] => [
+              { col: h * hd, width: hd, transposed: false }, // q
+              { col: d + h * hd, width: hd, transposed: false }, // k
+              { col: 2 * d + h * hd, width: hd, transposed: true }, // v^T
+            ]).flat());
+            const gs = headBlocksOf(dy as tf.Tensor2D, b * T, T, Array.from({ length: H }, (_, h): Block => ({ col: h * hd, width: hd, transposed: false })));
+            const out: tf.Tensor2D[] = [];
+            for (let h = 0; h < H; h++) {
+              const [q, k, vT] = ops.slice(3 * h, 3 * h + 3), g = gs[h], p = sp[b * H + h];
+              const [ds, dsT] = softmaxGradOf(p, tf.matMul(g, vT), scale, true); // d(scores) times scale, and its transpose
+              const [pT] = headBlocksOf(p, 0, T, [{ col: 0, width: T, transposed: true }]);
+              out.push(tf.matMul(ds, k), tf.matMul(dsT, q), tf.matMul(pT, g)); // dq, dk, dv
+              for (let j = 0; j < 3; j++) to.push({ row: b * T, col: j * d + h * hd, transposed: false });
+            }
+            return out;
+          }));
+        }
+        const g = placeBlocksOf(blocks, to, [BT, d3]);
+        tf.dispose(blocks);
         return g;
       },
     };
@@ -124,15 +148,7 @@ function makeHeadwise(B: number, H: number) {
 /** The per-head form with its written-out gradient (what wasm runs). */
 export const headwiseAttention: Attention = perShape(makeHeadwise);
 
-/**
- * Whether the per-head form pays: on wasm, when each head's product is large
- * enough (T^2 hd >= 1M multiply-adds) for XNNPACK to outrun the cost of the
- * extra kernel calls. ViT-Ti/16 at 224 (T = 207, hd = 64: 2.7M) gains; the
- * tiny 32-pixel demo model (T = 65, hd = 16: 68K) ran 2x slower per head.
- */
-export function headwisePays(backend: string, tokens: number, headDim: number): boolean {
-  return backend === 'wasm' && tokens * tokens * headDim >= 1e6;
-}
+export { headwisePays };
 
 let fusedAttentionOn = true;
 

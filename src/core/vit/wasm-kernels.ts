@@ -19,6 +19,7 @@
  * Same results, to the byte (tests/unit/kernels.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
+import { installWasmAttention } from './wasm-attention';
 
 /** The parts of tfjs-wasm's backend object this file uses (it is not exported as a type we can import in core). */
 interface WasmBackend {
@@ -76,7 +77,8 @@ function makeIdentity(fallback: tf.KernelFunc): tf.KernelFunc {
 let installed = false;
 
 /**
- * Replace the slow stock kernels. Safe to call more than once and before the
+ * Replace the slow stock kernels and add the per-head attention's
+ * (wasm-attention.ts). Safe to call more than once and before the
  * wasm backend is used; a no-op where tfjs-wasm is not loaded.
  */
 export function installWasmKernels(): void {
@@ -88,5 +90,6 @@ export function installWasmKernels(): void {
   const identity = tf.getKernel('Identity', 'wasm')!;
   tf.unregisterKernel('Identity', 'wasm');
   tf.registerKernel({ kernelName: 'Identity', backendName: 'wasm', kernelFunc: makeIdentity(identity.kernelFunc) });
+  installWasmAttention();
   installed = true;
 }
