@@ -13,7 +13,7 @@ export function BackendStatus() {
         {info.adapter && <> on <span data-testid="adapter">{info.adapter}</span></>}
       </span>
       {info.fallbacks.length > 0 && (
-        <ul data-testid="fallbacks">{info.fallbacks.map((f) => <li key={f.backend}>{f.backend} not used: {f.reason}</li>)}</ul>
+        <ul data-testid="fallbacks">{info.fallbacks.map((f, i) => <li key={`${f.backend}-${i}`}>{f.backend} not used: {f.reason}</li>)}</ul>
       )}
       {Object.keys(info.limits).length > 0 && (
         <details>

@@ -1,6 +1,8 @@
 /**
  * Pick the fastest working tfjs backend: WebGPU, then WebGL, then WASM, then
- * CPU, recording why each earlier one was skipped. Runs in the worker.
+ * CPU, recording why each earlier one was skipped. A GPU API that is only
+ * emulated on the CPU (software-gpu.ts) is tried after WASM, unless asked for
+ * by name (`?backend=webgpu`). Runs in the worker.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
@@ -13,15 +15,20 @@ import { installWebgpuKernels } from '../core/vit/webgpu-kernels';
 import { installReuse } from '../core/vit/webgpu-reuse';
 import { watchWebgpuDevice } from '../core/webgpu-watch';
 import type { BackendInfo, BackendName } from './protocol';
+import { softwareGpu } from './software-gpu';
 
 const CHAIN: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
 
 interface GpuAdapterLike {
-  info?: { vendor?: string; architecture?: string; device?: string; description?: string };
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
+  /** Where browsers had it before `info.isFallbackAdapter`. */
+  isFallbackAdapter?: boolean;
   limits: Record<string, number>;
 }
 
-async function webgpuProbe(): Promise<{ adapter: string; limits: Record<string, number> }> {
+interface Probe { adapter: string; limits: Record<string, number>; software: boolean }
+
+async function webgpuProbe(): Promise<Probe> {
   const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } }).gpu;
   if (!gpu) throw new Error('navigator.gpu is missing (no WebGPU in this browser, or not a secure context)');
   const adapter = await gpu.requestAdapter();
@@ -31,7 +38,18 @@ async function webgpuProbe(): Promise<{ adapter: string; limits: Record<string, 
   const keys = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup'];
   const limits: Record<string, number> = {};
   for (const k of keys) if (typeof adapter.limits[k] === 'number') limits[k] = adapter.limits[k];
-  return { adapter: name, limits };
+  return { adapter: name, limits, software: softwareGpu(name, i.isFallbackAdapter ?? adapter.isFallbackAdapter) };
+}
+
+/** The WebGL renderer's name (the unmasked one where the browser gives it), from a throwaway context. */
+function webglProbe(): Probe {
+  if (typeof OffscreenCanvas === 'undefined') throw new Error('OffscreenCanvas is missing');
+  const gl = new OffscreenCanvas(1, 1).getContext('webgl2');
+  if (!gl) throw new Error('no WebGL 2 context');
+  const ext = gl.getExtension('WEBGL_debug_renderer_info');
+  const name = String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  gl.getExtension('WEBGL_lose_context')?.loseContext();
+  return { adapter: name, limits: {}, software: softwareGpu(name) };
 }
 
 function watchDevice(onError: (msg: string) => void): void {
@@ -67,26 +85,37 @@ export async function startBackend(prefer: BackendName | undefined, onDeviceErro
   installWebgpuKernels();
   setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded });
   const fallbacks: BackendInfo['fallbacks'] = [];
-  const order = prefer ? [prefer, ...CHAIN.filter((b) => b !== prefer)] : CHAIN;
-  for (const name of order) {
+  const deferred: BackendName[] = [];
+  const attempt = async (name: BackendName, allowSoftware: boolean): Promise<BackendInfo | null> => {
     try {
-      let adapter: string | null = null;
-      let limits: Record<string, number> = {};
-      if (name === 'webgpu') ({ adapter, limits } = await webgpuProbe());
-      if (name === 'webgl' && typeof OffscreenCanvas === 'undefined') throw new Error('OffscreenCanvas is missing');
+      const probe = name === 'webgpu' ? await webgpuProbe() : name === 'webgl' ? webglProbe() : null;
+      if (probe?.software && !allowSoftware) {
+        fallbacks.push({ backend: name, reason: `${probe.adapter} is a software renderer (the GPU emulated on the CPU), where WebAssembly computes several times faster; add ?backend=${name} to the address to use it anyway` });
+        deferred.push(name);
+        return null;
+      }
       if (!(await tf.setBackend(name))) throw new Error('tfjs could not initialise it');
       await tf.ready();
       // A tiny op proves the backend really computes.
-      const probe = tf.add(tf.tensor1d([1, 2]), 1);
-      const v = await probe.data();
-      probe.dispose();
+      const t = tf.add(tf.tensor1d([1, 2]), 1);
+      const v = await t.data();
+      t.dispose();
       if (v[0] !== 2 || v[1] !== 3) throw new Error('a test computation returned wrong values');
       if (name === 'webgpu') { installReuse(tf.backend()); watchDevice(onDeviceError); }
-      return { backend: name, adapter, limits, fallbacks };
+      return { backend: name, adapter: probe?.adapter ?? null, limits: probe?.limits ?? {}, fallbacks: fallbacks.filter((f) => f.backend !== name) };
     } catch (e) {
       fallbacks.push({ backend: name, reason: e instanceof Error ? e.message : String(e) });
+      return null;
     }
+  };
+  const order = prefer ? [prefer, ...CHAIN.filter((b) => b !== prefer)] : CHAIN;
+  for (const name of order) {
+    // Emulated GPUs still beat tfjs's plain-JavaScript cpu backend: they come before it.
+    if (name === 'cpu') for (const d of deferred.splice(0)) { const got = await attempt(d, true); if (got) return got; }
+    const got = await attempt(name, name === prefer);
+    if (got) return got;
   }
+  for (const d of deferred) { const got = await attempt(d, true); if (got) return got; }
   throw new Error(`no tfjs backend works here: ${fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; ')}`);
 }
 

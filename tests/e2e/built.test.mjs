@@ -1,5 +1,6 @@
 // The built app (vite build, served as a user's host would) under its
-// Content-Security-Policy: it starts on webgpu with no policy violation, shows
+// Content-Security-Policy: it starts wasm from its own bundled .wasm file (the
+// engine passes this machine's CPU-emulated GPU over) with no policy violation, shows
 // a hostile folder name as text, reports every bad image with its reason,
 // keeps working when storage is full, and asks nothing of any other origin.
 import assert from 'node:assert/strict';
@@ -43,7 +44,7 @@ test('built app: CSP without inline scripts, hostile names shown as text, bad im
   assert.doesNotMatch(policy, /unsafe-inline|'unsafe-eval'/);
   assert.equal(await page.locator('script:not([src])').count(), 0, 'no inline script in the built page');
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
-  assert.equal(await page.getByTestId('backend-name').textContent(), 'webgpu');
+  assert.equal(await page.getByTestId('backend-name').textContent(), 'wasm', logs.join('\n'));
   await page.getByTestId('demo-backbone').click();
   await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
 

@@ -1,5 +1,5 @@
 // The page on Chromium's real (CPU-emulated) WebGPU adapter: the engine
-// worker reports webgpu, and the fixture forward pass matches the official
+// worker passes it over for wasm unless asked for it, then reports webgpu; the fixture forward pass matches the official
 // numbers within 1e-4 on the webgpu backend.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -11,14 +11,22 @@ let srv, br;
 before(async () => { srv = await startServer(); br = await launch(); });
 after(async () => { await br?.browser.close(); await srv?.server.close(); });
 
-test('the page starts the engine worker on the webgpu backend and names the adapter', async () => {
+test('on a CPU-emulated adapter the engine computes on wasm and says why; asked for by name, it runs webgpu and names the adapter', async () => {
   const { page, logs } = br;
   await page.goto(srv.url);
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
-  const backend = await page.getByTestId('backend-name').textContent();
+  let backend = await page.getByTestId('backend-name').textContent();
+  await screenshot(page, 'backend-software');
+  assert.equal(backend, 'wasm', `backend was ${backend}; page log:\n${logs.join('\n')}`);
+  const why = await page.getByTestId('fallbacks').innerText();
+  assert.match(why, /webgpu not used: google swiftshader is a software renderer .*add \?backend=webgpu to the address/);
+  assert.match(why, /webgl not used: .*SwiftShader.* is a software renderer/);
+  await page.goto(`${srv.url}?backend=webgpu`);
+  await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
+  backend = await page.getByTestId('backend-name').textContent();
   await screenshot(page, 'backend');
   assert.equal(backend, 'webgpu', `backend was ${backend}; page log:\n${logs.join('\n')}`);
-  assert.ok((await page.getByTestId('adapter').textContent()).length > 0);
+  assert.match(await page.getByTestId('adapter').textContent(), /swiftshader/);
 });
 
 test('fixture forward pass (plain, VPT-shallow, VPT-deep) on webgpu matches the official numbers', async () => {
