@@ -30,11 +30,20 @@ function contentSecurityPolicy(): Plugin {
   };
 }
 
+/**
+ * Cross-origin isolation: without it a browser gives no SharedArrayBuffer,
+ * and tfjs's WebAssembly backend computes on one thread. Everything the page
+ * loads is its own (same origin) or fetched with CORS (the Hugging Face hub),
+ * which `require-corp` allows. A static host must send the same two headers
+ * (public/_headers does it on hosts that read that file; README, Hosting).
+ */
+export const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+
 export default defineConfig({
   plugins: [react(), contentSecurityPolicy()],
   worker: { format: 'es' },
-  server: { host: 'localhost' },
-  preview: { host: 'localhost' },
+  server: { host: 'localhost', headers: ISOLATION },
+  preview: { host: 'localhost', headers: ISOLATION },
   build: { target: 'es2022', chunkSizeWarningLimit: 4000 },
   // Pre-bundle tfjs up front: the worker imports it, and tfjs pulls CommonJS
   // helpers (long, seedrandom) that the browser cannot load unbundled.

@@ -24,18 +24,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { addTfjsBridge, type ThreadedModule } from '../core/wasm-bridge';
 
 /** Emscripten's pthread pool in tfjs's build holds 8 workers; XNNPACK's pool can use at most that many. */
 export const MAX_WASM_THREADS = 8;
 /** The default: every core, up to the build's pool. */
 export const defaultWasmThreads = (): number => Math.min(availableParallelism(), MAX_WASM_THREADS);
 
-/** The parts of the Emscripten module (and of tfjs's bridge to it) used here. */
-interface ThreadedModule {
-  cwrap(name: string, ret: string | null, args: string[]): (...a: number[]) => number;
-  PThread: { runningWorkers: { unref(): void }[] };
-  tfjs?: Record<string, (...a: number[]) => number>;
-}
 type Factory = (config: Record<string, unknown>) => Promise<ThreadedModule>;
 
 const require = createRequire(import.meta.url);
@@ -87,16 +82,7 @@ async function startModule(threads: number): Promise<ThreadedModule> {
   } finally {
     threadsModule.Worker = NodeWorker;
   }
-  // The bridge tfjs's own init() builds (backend_wasm.js); BackendWasm expects it.
-  module.tfjs = {
-    init: module.cwrap('init', null, []),
-    initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
-    getThreadsCount: module.cwrap('get_threads_count', 'number', []),
-    registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
-    disposeData: module.cwrap('dispose_data', null, ['number']),
-    dispose: module.cwrap('dispose', null, []),
-  };
-  return module;
+  return addTfjsBridge(module);
 }
 
 /** The threads the registered 'wasm' backend was made for (1: tfjs's own single-threaded registration). */
@@ -128,7 +114,7 @@ export function setWasmThreads(threads: number): void {
     const backend = new BackendWasm(module as unknown as ConstructorParameters<typeof BackendWasm>[0]);
     // XNNPACK's pool threads wait on a futex between matmuls and keep a ref on Node's event
     // loop; unref them so the process can end when its work is done.
-    for (const w of module.PThread.runningWorkers) w.unref();
+    for (const w of module.PThread.runningWorkers) w.unref?.();
     return backend;
   }, 2);
 }

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
@@ -16,6 +16,7 @@ import { installReuse } from '../core/vit/webgpu-reuse';
 import { watchWebgpuDevice } from '../core/webgpu-watch';
 import type { BackendInfo, BackendName } from './protocol';
 import { softwareGpu } from './software-gpu';
+import { registerWasmThreads, wasmThreadsFailure } from './wasm-threads-web';
 
 const CHAIN: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
 
@@ -52,6 +53,12 @@ function webglProbe(): Probe {
   return { adapter: name, limits: {}, software: softwareGpu(name) };
 }
 
+/** What the page shows for wasm: its threads, and why there is only one where threads failed. */
+function threadsLabel(n: number): string {
+  const why = wasmThreadsFailure();
+  return `${n} thread${n === 1 ? '' : 's'}${why ? ` (the threaded build did not start: ${why})` : ''}`;
+}
+
 function watchDevice(onError: (msg: string) => void): void {
   watchWebgpuDevice((f) => onError(f.kind === 'error' ? `WebGPU error: ${f.message}` : `WebGPU device lost: ${f.message}`));
 }
@@ -84,6 +91,7 @@ export async function startBackend(prefer: BackendName | undefined, onDeviceErro
   installWasmKernels();
   installWebgpuKernels();
   setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded });
+  registerWasmThreads();
   const fallbacks: BackendInfo['fallbacks'] = [];
   const deferred: BackendName[] = [];
   const attempt = async (name: BackendName, allowSoftware: boolean): Promise<BackendInfo | null> => {
@@ -102,7 +110,8 @@ export async function startBackend(prefer: BackendName | undefined, onDeviceErro
       t.dispose();
       if (v[0] !== 2 || v[1] !== 3) throw new Error('a test computation returned wrong values');
       if (name === 'webgpu') { installReuse(tf.backend()); watchDevice(onDeviceError); }
-      return { backend: name, adapter: probe?.adapter ?? null, limits: probe?.limits ?? {}, fallbacks: fallbacks.filter((f) => f.backend !== name) };
+      const adapter = name === 'wasm' ? threadsLabel(getThreadsCount()) : probe?.adapter ?? null;
+      return { backend: name, adapter, limits: probe?.limits ?? {}, fallbacks: fallbacks.filter((f) => f.backend !== name) };
     } catch (e) {
       fallbacks.push({ backend: name, reason: e instanceof Error ? e.message : String(e) });
       return null;

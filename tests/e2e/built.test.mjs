@@ -1,6 +1,7 @@
 // The built app (vite build, served as a user's host would) under its
-// Content-Security-Policy: it starts wasm from its own bundled .wasm file (the
-// engine passes this machine's CPU-emulated GPU over) with no policy violation, shows
+// Content-Security-Policy: it starts wasm on every core from its own bundled
+// .wasm file (the engine passes this machine's CPU-emulated GPU over; the
+// preview server sends the isolation headers) with no policy violation, shows
 // a hostile folder name as text, reports every bad image with its reason,
 // keeps working when storage is full, and asks nothing of any other origin.
 import assert from 'node:assert/strict';
@@ -45,6 +46,10 @@ test('built app: CSP without inline scripts, hostile names shown as text, bad im
   assert.equal(await page.locator('script:not([src])').count(), 0, 'no inline script in the built page');
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
   assert.equal(await page.getByTestId('backend-name').textContent(), 'wasm', logs.join('\n'));
+  // vite preview sends COOP/COEP as a host must (README): the bundled threaded build starts on every core.
+  const threads = Math.min(await page.evaluate(() => navigator.hardwareConcurrency), 8);
+  assert.equal(await page.evaluate(() => self.crossOriginIsolated), true);
+  assert.equal(await page.getByTestId('adapter').textContent(), `${threads} thread${threads === 1 ? '' : 's'}`);
   await page.getByTestId('demo-backbone').click();
   await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
 

@@ -29,6 +29,29 @@ test('on a CPU-emulated adapter the engine computes on wasm and says why; asked 
   assert.match(await page.getByTestId('adapter').textContent(), /swiftshader/);
 });
 
+test('cross-origin isolated, the page trains on wasm with every core (up to 8 threads) and learns', async () => {
+  const { page, logs } = br;
+  await page.goto(srv.url);
+  await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
+  const [isolated, cores] = await page.evaluate(() => [self.crossOriginIsolated, navigator.hardwareConcurrency]);
+  assert.equal(isolated, true, 'the dev server sends COOP and COEP');
+  assert.equal(await page.getByTestId('backend-name').textContent(), 'wasm');
+  const threads = Math.min(cores, 8);
+  assert.equal(await page.getByTestId('adapter').textContent(), `${threads} thread${threads === 1 ? '' : 's'}`);
+  await page.getByTestId('demo-backbone').click();
+  await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
+  await page.getByTestId('demo-dataset').click();
+  await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
+  await page.getByLabel('Epochs', { exact: true }).fill('6');
+  await page.getByLabel('Batch size', { exact: true }).fill('16');
+  await page.getByTestId('train').click();
+  await page.getByTestId('train-phase').filter({ hasText: /done|error/ }).waitFor({ timeout: 300_000 });
+  assert.equal(await page.getByTestId('train-phase').textContent(), 'done', logs.join('\n'));
+  const acc = parseFloat(await page.getByTestId('val-accuracy').textContent());
+  await screenshot(page, 'wasm-threads-trained');
+  assert.ok(acc >= 30, `validation accuracy ${acc}% (chance 10%)`);
+});
+
 test('fixture forward pass (plain, VPT-shallow, VPT-deep) on webgpu matches the official numbers', async () => {
   const { page } = br;
   const fix = join(SHARED, 'fixtures/vpt-reference');
