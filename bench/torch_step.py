@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 torch.manual_seed(0)
-# Threads: argv[3], else every core (tfjs-wasm in Node runs on one: its threaded build is browser-only).
+# Threads: argv[3], else every core (the bench runs it both ways: torch on every core
+# contends with OpenBLAS's own threads here, so one thread is often faster).
 torch.set_num_threads(int(sys.argv[3]) if len(sys.argv) > 3 else (os.cpu_count() or 1))
 dev = sys.argv[4] if len(sys.argv) > 4 else 'cpu'
 d, H, m = (768, 12, 3072) if len(sys.argv) > 5 and sys.argv[5] == 'b' else (192, 3, 768)
