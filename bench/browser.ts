@@ -1,11 +1,11 @@
-// Runs bench code inside Chromium (Vite dev server + Playwright): bench/step.ts on the webgpu or webgl
-// backend, the host-time steps (bench/host.ts) and the soak (bench/soak.ts), through bench/browser-entry.ts.
+// Runs bench code inside Chromium (Vite dev server + Playwright): bench/step.ts on the webgpu, webgl or
+// wasm backend, the host-time steps (bench/host.ts) and the soak (bench/soak.ts), through bench/browser-entry.ts.
 import type { HostResult } from './host';
 import type { SoakResult } from './soak';
 import type { BenchCase, BenchResult } from './step';
 
 type Entry = typeof import('./browser-entry');
-type Name = 'benchIn' | 'hostIn' | 'soakIn';
+type Name = 'benchIn' | 'benchInWorker' | 'hostIn' | 'soakIn';
 
 /** Calls browser-entry.ts's `name` with `args` in a fresh page; the browser and server are closed after. */
 async function inBrowser<N extends Name>(name: N, ...args: Parameters<Entry[N]>): Promise<Awaited<ReturnType<Entry[N]>>> {
@@ -26,7 +26,9 @@ async function inBrowser<N extends Name>(name: N, ...args: Parameters<Entry[N]>)
   }
 }
 
-export const runBrowser = (backend: 'webgpu' | 'webgl', bc: BenchCase): Promise<{ adapter: string; result: BenchResult }> => inBrowser('benchIn', backend, bc);
+/** One case on `backend` in Chromium; wasm in a dedicated worker, as the studio runs it (its threads wait properly there). */
+export const runBrowser = (backend: 'webgpu' | 'webgl' | 'wasm', bc: BenchCase): Promise<{ adapter: string; result: BenchResult }> =>
+  inBrowser(backend === 'wasm' ? 'benchInWorker' : 'benchIn', backend, bc);
 
 /** The host side of webgpu steps in Chromium (bench/host.ts). */
 export const hostBrowser = (rounds: number, block: number): Promise<HostResult> => inBrowser('hostIn', rounds, block);
