@@ -24,14 +24,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { addTfjsBridge, type ThreadedModule } from '../core/wasm-bridge';
+import { addTfjsBridge, MAX_WASM_THREADS, type ThreadedFactory as Factory, type ThreadedModule } from '../core/wasm-bridge';
 
-/** Emscripten's pthread pool in tfjs's build holds 8 workers; XNNPACK's pool can use at most that many. */
-export const MAX_WASM_THREADS = 8;
+export { MAX_WASM_THREADS };
 /** The default: every core, up to the build's pool. */
 export const defaultWasmThreads = (): number => Math.min(availableParallelism(), MAX_WASM_THREADS);
-
-type Factory = (config: Record<string, unknown>) => Promise<ThreadedModule>;
 
 const require = createRequire(import.meta.url);
 

@@ -5,6 +5,12 @@
  * in a cross-origin isolated page (worker/wasm-threads-web.ts). `BackendWasm`
  * expects it at `module.tfjs`.
  */
+/** tfjs's threaded build has a pool of 8 pthread workers: XNNPACK can use at most that many threads. */
+export const MAX_WASM_THREADS = 8;
+
+/** The threaded build's Emscripten factory (tfjs-backend-wasm-threaded-simd.js). */
+export type ThreadedFactory = (config: Record<string, unknown>) => Promise<ThreadedModule>;
+
 export interface ThreadedModule {
   cwrap(name: string, ret: string | null, args: string[]): (...a: number[]) => number;
   PThread: { runningWorkers: { unref?(): void }[]; terminateAllThreads?(): void };

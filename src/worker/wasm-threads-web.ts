@@ -19,16 +19,12 @@ import * as glue from '@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-
 import glueSource from '@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js?raw';
 import { wasmWorkerContents } from '@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
-import { addTfjsBridge, type ThreadedModule } from '../core/wasm-bridge';
-
-/** The build's pthread pool holds 8 workers: XNNPACK can use at most that many. */
-export const MAX_WASM_THREADS = 8;
+import { addTfjsBridge, MAX_WASM_THREADS, type ThreadedFactory as Factory, type ThreadedModule } from '../core/wasm-bridge';
 /** A pthread that cannot load its script never reports it: give up on threads after this. */
 const START_TIMEOUT_MS = 30_000;
 /** How long after a failed start the pool's own error reports are still kept from the page. */
 const ERROR_GRACE_MS = 5_000;
 
-type Factory = (config: Record<string, unknown>) => Promise<ThreadedModule>;
 type Imports = { env: Record<string, unknown> };
 
 let failure: string | null = null;
@@ -59,7 +55,10 @@ async function startThreaded(threads: number): Promise<ThreadedModule> {
     onAbort: (what: unknown) => failed(new Error(`it aborted: ${String(what)}`)),
     instantiateWasm(info: Imports, receive: (i: WebAssembly.Instance, m: WebAssembly.Module) => void) {
       info.env.emscripten_num_logical_cores = () => 2 * threads;
-      WebAssembly.instantiateStreaming(fetch(wasmThreaded), info as WebAssembly.Imports).then((r) => receive(r.instance, r.module), failed);
+      // Streaming needs the server to say application/wasm; some static hosts do not.
+      WebAssembly.instantiateStreaming(fetch(wasmThreaded), info as WebAssembly.Imports)
+        .catch(() => fetch(wasmThreaded).then((r) => r.arrayBuffer()).then((b) => WebAssembly.instantiate(b, info as WebAssembly.Imports)))
+        .then((r) => receive(r.instance, r.module), failed);
       return {};
     },
   };

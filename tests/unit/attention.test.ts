@@ -2,7 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/cli/backend';
-import { batchedAttention, headwiseAttention, headwisePays } from '../../src/core/vit/attention';
+import { batchedAttention, headwiseAttention } from '../../src/core/vit/attention';
+import { headwisePays } from '../../src/core/vit/attention-form';
 import { relErr } from './helpers';
 
 beforeAll(async () => { await useBackend('wasm'); });

@@ -148,8 +148,6 @@ function makeHeadwise(B: number, H: number) {
 /** The per-head form with its written-out gradient (what wasm runs). */
 export const headwiseAttention: Attention = perShape(makeHeadwise);
 
-export { headwisePays };
-
 let fusedAttentionOn = true;
 
 /**
