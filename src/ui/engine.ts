@@ -50,9 +50,17 @@ function onEvent(e: WorkerEvent): void {
 export function engine(): EngineClient {
   if (client) return client;
   client = new EngineClient(onEvent, (m) => { patch('engine', { phase: 'error', error: m }); useStore.getState().notify(m); });
-  // ?backend=wasm (etc.) puts one backend first, for comparisons and tests.
-  const prefer = (new URLSearchParams(location.search).get('backend') as BackendName | null) ?? undefined;
-  client.request({ type: 'init', prefer }).then(
+  // ?backend=wasm (etc.) puts one backend first, for comparisons and tests; ?threads=N keeps wasm
+  // to N cores (say, to leave the rest to other work).
+  const q = new URLSearchParams(location.search);
+  const prefer = (q.get('backend') as BackendName | null) ?? undefined;
+  let threads: number | undefined;
+  if (q.has('threads')) {
+    const n = Number(q.get('threads'));
+    if (Number.isInteger(n) && n >= 1) threads = n;
+    else useStore.getState().notify(`?threads=${q.get('threads')} in the address is not a whole number of at least 1: wasm uses every core`);
+  }
+  client.request({ type: 'init', prefer, threads }).then(
     (r) => patch('engine', { phase: 'ready', info: r.info, error: null }),
     (e: Error) => patch('engine', { phase: 'error', error: e.message }),
   );

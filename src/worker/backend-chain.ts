@@ -87,11 +87,11 @@ export async function restartBackend(onError: (msg: string) => void): Promise<vo
   if (name === 'webgpu') { installReuse(tf.backend()); watchDevice(onError); }
 }
 
-export async function startBackend(prefer: BackendName | undefined, onDeviceError: (msg: string) => void): Promise<BackendInfo> {
+export async function startBackend(prefer: BackendName | undefined, onDeviceError: (msg: string) => void, threads?: number): Promise<BackendInfo> {
   installWasmKernels();
   installWebgpuKernels();
   setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded });
-  registerWasmThreads();
+  registerWasmThreads(threads);
   const fallbacks: BackendInfo['fallbacks'] = [];
   const deferred: BackendName[] = [];
   const attempt = async (name: BackendName, allowSoftware: boolean): Promise<BackendInfo | null> => {

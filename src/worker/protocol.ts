@@ -93,7 +93,7 @@ export interface TaskInfo {
 export interface Prediction { taskId: string; top: { name: string; probability: number }[] }
 
 export type Request =
-  | { type: 'init'; prefer?: BackendName }
+  | { type: 'init'; prefer?: BackendName; /** wasm's threads (`?threads=N`): at most every core. */ threads?: number }
   | { type: 'loadBackbone'; name: string; bytes: ArrayBuffer; config?: unknown; preprocessor?: unknown }
   | { type: 'loadDataset'; files: DataFile[]; /** Bytes of prepared pixels to keep in memory (default 1 GiB); past it the dataset streams. */ pixelBudget?: number }
   /** `memoryBudget`: bytes for a whole step, the backbone included (default 2 GiB); larger batches run as passes within it. */

@@ -78,17 +78,19 @@ async function startThreaded(threads: number): Promise<ThreadedModule> {
 }
 
 /**
- * Make the 'wasm' backend compute on every core (up to MAX_WASM_THREADS)
- * where the page is cross-origin isolated; elsewhere, or on one core, tfjs's
- * own single-threaded start. Returns the threads asked for. Call before wasm
- * first starts.
+ * Make the 'wasm' backend compute on every core (up to MAX_WASM_THREADS), or
+ * on `limit` of them, where the page is cross-origin isolated; elsewhere, or
+ * on one core, tfjs's own single-threaded start. Returns the threads asked
+ * for. Call before wasm first starts; a `limit` that is not a whole number of
+ * at least 1 is an error.
  */
-export function registerWasmThreads(): number {
+export function registerWasmThreads(limit?: number): number {
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new Error(`threads must be a whole number of at least 1, got ${limit}`);
   if (registered) return registered;
   // tfjs's own threaded start is the broken one above: never let it run.
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
-  const threads = isolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_WASM_THREADS) : 1;
+  const threads = isolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_WASM_THREADS, limit ?? Infinity) : 1;
   registered = threads;
   if (threads < 2) return 1;
   const stock = tf.findBackendFactory('wasm');

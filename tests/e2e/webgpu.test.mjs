@@ -50,6 +50,14 @@ test('cross-origin isolated, the page trains on wasm with every core (up to 8 th
   const acc = parseFloat(await page.getByTestId('val-accuracy').textContent());
   await screenshot(page, 'wasm-threads-trained');
   assert.ok(acc >= 30, `validation accuracy ${acc}% (chance 10%)`);
+  // ?threads=N keeps wasm to N cores; a bad value is named and ignored.
+  await page.goto(`${srv.url}?threads=1`);
+  await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
+  assert.equal(await page.getByTestId('adapter').textContent(), '1 thread');
+  await page.goto(`${srv.url}?threads=lots`);
+  await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
+  assert.match(await page.getByRole('status').innerText(), /\?threads=lots in the address is not a whole number of at least 1: wasm uses every core/);
+  assert.equal(await page.getByTestId('adapter').textContent(), `${threads} thread${threads === 1 ? '' : 's'}`);
 });
 
 test('fixture forward pass (plain, VPT-shallow, VPT-deep) on webgpu matches the official numbers', async () => {
