@@ -102,6 +102,31 @@ describe('wasm Slice (reads its input in place)', () => {
   });
 });
 
+describe('wasm SplitV (pieces taken with the in-place slice)', () => {
+  it('gives the cpu kernel\'s pieces on every axis, sizes given or even, -1 inferred, and the concat gradient', async () => {
+    const x = () => tf.tensor(Array.from({ length: 2 * 9 * 4 }, (_, i) => i * 0.5 - 3), [2, 9, 4]);
+    const run = async (backend: 'wasm' | 'cpu') => {
+      await useBackend(backend);
+      const a = x();
+      const before = tf.memory().numTensors;
+      const pieces = [tf.split(a, [1, 5, 3], 1), tf.split(a, 2, 0), tf.split(a, [1, -1], 2), tf.split(a, 3, 1)];
+      const out = await Promise.all(pieces.flat().map(async (t) => [t.shape, Array.from(await t.data())]));
+      tf.dispose(pieces.flat());
+      // concat's gradient is a SplitV of dy: VPT-deep's prompt slots.
+      const parts = [tf.ones([2, 1, 4]), tf.fill([2, 5, 4], 2), tf.fill([2, 3, 4], 3)];
+      const grads = tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => tf.sum(tf.mul(tf.concat([p, q, r], 1), a)))(parts);
+      out.push(...await Promise.all(grads.map(async (t) => [t.shape, Array.from(await t.data())])));
+      tf.dispose([...grads, ...parts]);
+      expect(tf.memory().numTensors).toBe(before);
+      a.dispose();
+      return out;
+    };
+    const cpu = await run('cpu');
+    expect(tf.getKernel('SplitV', 'wasm')?.kernelFunc.name).toBe('splitInPlace');
+    expect(await run('wasm')).toEqual(cpu);
+  });
+});
+
 describe('wasm Identity (shares the data, counts references)', () => {
   it('a clone outlives its source, a variable snapshot stays put, nothing leaks', async () => {
     await useBackend('wasm');
