@@ -83,7 +83,7 @@ export const fusedAttention: Attention = perShape(makeFused);
  * caches it). Each image's operands come out of the [B*T, 3d] projection in
  * one kernel (wasm-attention.ts), already in the layout each product needs,
  * so that no product takes a transposed operand and tfjs transposes nothing:
- * forward, s = (q scale) k^T, out = p v; backward, dp = g v^T,
+ * forward, s = q (k^T scale), out = p v; backward, dp = g v^T,
  * ds' = scale * softmax'(p, dp) (with its transpose), dq = ds' k,
  * dk = ds'^T q, dv = p^T g. The [T, T] matrices are always the first operand:
  * XNNPACK repacks the second one on every call (tfjs-wasm caches the packing
@@ -96,10 +96,10 @@ function makeHeadwise(B: number, H: number) {
     const [BT, d3] = qkv.shape, T = BT / B, d = d3 / 3, hd = d / H, scale = 1 / Math.sqrt(hd);
     const probs: tf.Tensor2D[] = [], outs: tf.Tensor2D[] = [], places: Place[] = [];
     for (let b = 0; b < B; b++) {
-      // Per head: q scaled (fewer multiplies than scaling the [T, T] scores), k^T, v.
+      // Per head: q, k^T scaled (the transposing copy multiplies anyway; q stays a plain memory copy), v.
       const ops = headBlocksOf(qkv, b * T, T, Array.from({ length: H }, (_, h): Block[] => [
-        { col: h * hd, width: hd, transposed: false, scale },
-        { col: d + h * hd, width: hd, transposed: true },
+        { col: h * hd, width: hd, transposed: false },
+        { col: d + h * hd, width: hd, transposed: true, scale },
         { col: 2 * d + h * hd, width: hd, transposed: false },
       ]).flat());
       for (let h = 0; h < H; h++) {
