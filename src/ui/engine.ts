@@ -60,7 +60,9 @@ export function engine(): EngineClient {
     if (Number.isInteger(n) && n >= 1) threads = n;
     else useStore.getState().notify(`?threads=${q.get('threads')} in the address is not a whole number of at least 1: wasm uses every core`);
   }
-  client.request({ type: 'init', prefer, threads }).then(
+  // ?debug=1&fault=wasm-threads: the tests' way to see the page survive threads that fail to start.
+  const breakThreads = q.get('debug') === '1' && q.get('fault') === 'wasm-threads';
+  client.request({ type: 'init', prefer, threads, breakThreads }).then(
     (r) => patch('engine', { phase: 'ready', info: r.info, error: null }),
     (e: Error) => patch('engine', { phase: 'error', error: e.message }),
   );

@@ -16,7 +16,7 @@ import { installReuse } from '../core/vit/webgpu-reuse';
 import { watchWebgpuDevice } from '../core/webgpu-watch';
 import type { BackendInfo, BackendName } from './protocol';
 import { softwareGpu } from './software-gpu';
-import { registerWasmThreads, wasmThreadsFailure } from './wasm-threads-web';
+import { registerWasmThreads, wasmThreadsFailure, type WasmThreadOptions } from './wasm-threads-web';
 
 const CHAIN: BackendName[] = ['webgpu', 'webgl', 'wasm', 'cpu'];
 
@@ -87,11 +87,11 @@ export async function restartBackend(onError: (msg: string) => void): Promise<vo
   if (name === 'webgpu') { installReuse(tf.backend()); watchDevice(onError); }
 }
 
-export async function startBackend(prefer: BackendName | undefined, onDeviceError: (msg: string) => void, threads?: number): Promise<BackendInfo> {
+export async function startBackend(prefer: BackendName | undefined, onDeviceError: (msg: string) => void, wasm: WasmThreadOptions = {}): Promise<BackendInfo> {
   installWasmKernels();
   installWebgpuKernels();
   setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded });
-  registerWasmThreads(threads);
+  registerWasmThreads(wasm);
   const fallbacks: BackendInfo['fallbacks'] = [];
   const deferred: BackendName[] = [];
   const attempt = async (name: BackendName, allowSoftware: boolean): Promise<BackendInfo | null> => {

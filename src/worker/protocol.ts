@@ -93,7 +93,11 @@ export interface TaskInfo {
 export interface Prediction { taskId: string; top: { name: string; probability: number }[] }
 
 export type Request =
-  | { type: 'init'; prefer?: BackendName; /** wasm's threads (`?threads=N`): at most every core. */ threads?: number }
+  | {
+    type: 'init'; prefer?: BackendName;
+    /** wasm's threads (`?threads=N`): at most every core. */ threads?: number;
+    /** Tests only (`?debug=1&fault=wasm-threads`): the threaded build's pthreads fail to load. */ breakThreads?: boolean;
+  }
   | { type: 'loadBackbone'; name: string; bytes: ArrayBuffer; config?: unknown; preprocessor?: unknown }
   | { type: 'loadDataset'; files: DataFile[]; /** Bytes of prepared pixels to keep in memory (default 1 GiB); past it the dataset streams. */ pixelBudget?: number }
   /** `memoryBudget`: bytes for a whole step, the backbone included (default 2 GiB); larger batches run as passes within it. */

@@ -52,7 +52,7 @@ export class Session {
   /** Requests that arrive while the backend starts wait for it (a user may click early). */
   private started: Promise<unknown> | null = null;
 
-  constructor(private readonly emit: (e: WorkerEvent) => void, private readonly start: (prefer?: BackendInfo['backend'], threads?: number) => Promise<BackendInfo>) {}
+  constructor(private readonly emit: (e: WorkerEvent) => void, private readonly start: (init: Extract<Request, { type: 'init' }>) => Promise<BackendInfo>) {}
 
   /** Called by the WebGPU error listener and device.lost (backend-chain.ts). */
   deviceError(message: string): void {
@@ -69,7 +69,7 @@ export class Session {
     if (req.type !== 'init' && this.started) await this.started.catch(() => undefined);
     switch (req.type) {
       case 'init': {
-        const p = this.start(req.prefer, req.threads);
+        const p = this.start(req);
         this.started = p;
         this.info = await p;
         return { type: 'init', info: this.info };

@@ -33,7 +33,10 @@ let registered = 0;
 /** Why the threaded build did not start, if it did not (wasm then computes on one thread). */
 export const wasmThreadsFailure = (): string | null => failure;
 
-async function startThreaded(threads: number): Promise<ThreadedModule> {
+/** `threads`: at most this many (else every core); `breakThreads`: the tests' fault, pthreads whose script throws. */
+export interface WasmThreadOptions { threads?: number; breakThreads?: boolean }
+
+async function startThreaded(threads: number, broken: boolean): Promise<ThreadedModule> {
   const factory = ((glue as unknown as { default?: Factory }).default ?? glue) as unknown as Factory;
   // The exported string holds real newlines where the script has "\n" escapes (tfjs undoes this the same way).
   const workerUrl = URL.createObjectURL(new Blob([wasmWorkerContents.replace(/\n/g, '\\n')], { type: 'text/javascript' }));
@@ -51,7 +54,7 @@ async function startThreaded(threads: number): Promise<ThreadedModule> {
   // Emscripten uses this object as its Module: PThread appears on it.
   const config = {
     locateFile: (path: string) => (path.endsWith('.worker.js') ? workerUrl : path),
-    mainScriptUrlOrBlob: new Blob([glueSource], { type: 'text/javascript' }),
+    mainScriptUrlOrBlob: new Blob([broken ? 'throw new Error("injected fault: this thread\'s script fails")' : glueSource], { type: 'text/javascript' }),
     onAbort: (what: unknown) => failed(new Error(`it aborted: ${String(what)}`)),
     instantiateWasm(info: Imports, receive: (i: WebAssembly.Instance, m: WebAssembly.Module) => void) {
       info.env.emscripten_num_logical_cores = () => 2 * threads;
@@ -79,12 +82,12 @@ async function startThreaded(threads: number): Promise<ThreadedModule> {
 
 /**
  * Make the 'wasm' backend compute on every core (up to MAX_WASM_THREADS), or
- * on `limit` of them, where the page is cross-origin isolated; elsewhere, or
+ * on `threads` of them, where the page is cross-origin isolated; elsewhere, or
  * on one core, tfjs's own single-threaded start. Returns the threads asked
- * for. Call before wasm first starts; a `limit` that is not a whole number of
- * at least 1 is an error.
+ * for. Call before wasm first starts; a `threads` that is not a whole number
+ * of at least 1 is an error.
  */
-export function registerWasmThreads(limit?: number): number {
+export function registerWasmThreads({ threads: limit, breakThreads = false }: WasmThreadOptions = {}): number {
   if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new Error(`threads must be a whole number of at least 1, got ${limit}`);
   if (registered) return registered;
   // tfjs's own threaded start is the broken one above: never let it run.
@@ -98,7 +101,7 @@ export function registerWasmThreads(limit?: number): number {
   setThreadsCount(threads);
   tf.registerBackend('wasm', async () => {
     try {
-      return new BackendWasm(await startThreaded(threads) as unknown as ConstructorParameters<typeof BackendWasm>[0]);
+      return new BackendWasm(await startThreaded(threads, breakThreads) as unknown as ConstructorParameters<typeof BackendWasm>[0]);
     } catch (e) {
       failure = e instanceof Error ? e.message : String(e);
       setThreadsCount(1);

@@ -58,6 +58,20 @@ test('cross-origin isolated, the page trains on wasm with every core (up to 8 th
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
   assert.match(await page.getByRole('status').innerText(), /\?threads=lots in the address is not a whole number of at least 1: wasm uses every core/);
   assert.equal(await page.getByTestId('adapter').textContent(), `${threads} thread${threads === 1 ? '' : 's'}`);
+  // Threads that fail to start (here an injected fault: their script throws) cost the threads, not the engine.
+  await page.goto(`${srv.url}?debug=1&fault=wasm-threads`);
+  await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
+  assert.equal(await page.getByTestId('backend-name').textContent(), 'wasm');
+  assert.match(await page.getByTestId('adapter').textContent(), /^1 thread \(the threaded build did not start: a thread failed: .*injected fault: this thread's script fails\)$/);
+  await page.getByTestId('demo-backbone').click();
+  await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
+  await page.getByTestId('demo-dataset').click();
+  await page.getByTestId('dataset-ready').waitFor({ timeout: 120_000 });
+  await page.getByRole('button', { name: 'Estimate time' }).click();
+  await page.getByTestId('epoch-estimate').waitFor({ timeout: 120_000 });
+  assert.match(await page.getByTestId('epoch-estimate').textContent(), /measured [\d.]+ s per step/);
+  await page.waitForTimeout(6000); // past the grace period: a late thread error would show as the engine's failure
+  assert.equal(await page.getByTestId('backend-name').textContent(), 'wasm', logs.join('\n'));
 });
 
 test('fixture forward pass (plain, VPT-shallow, VPT-deep) on webgpu matches the official numbers', async () => {
