@@ -9,7 +9,7 @@ const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
 const session: Session = new Session(
   (event) => post({ id: -1, kind: 'event', event }, event.type === 'checkpoint' ? [event.bytes.buffer as ArrayBuffer] : []),
-  (init) => startBackend(init.prefer, (message) => session.deviceError(message), { threads: init.threads, breakThreads: init.breakThreads }),
+  (init) => startBackend(init.prefer, (message) => session.deviceError(message), init), // its threads and breakThreads are the wasm options
 );
 
 function transferables(r: Reply): Transferable[] {
