@@ -1,10 +1,11 @@
-// `npm run bench -- --gpu [--json] [--quick]`: VPT-deep on a real GPU from Node, through tfjs's webgpu
+// `npm run bench -- --gpu [--json] [--quick | --attention]`: VPT-deep on a real GPU from Node, through tfjs's webgpu
 // backend on Dawn (the optional `webgpu` package; src/cli/webgpu.ts), the same shaders the studio runs
 // in Chrome. ViT-Ti/16 and ViT-B/16 at 224 over prompts and batch sizes, each step beside the same
 // card's tfjs matmul throughput, the first step (shader compilation), peak tensor memory and the GPU
 // memory tfjs's buffer pool holds; a by-kernel profile (timestamp queries); and the same steps in
 // PyTorch on CUDA (float32, TF32 off) when a python3 with torch sees a GPU. BENCH_OUT=FILE also
-// writes the JSON after every row, so a run cut short keeps what it measured.
+// writes the JSON after every row, so a run cut short keeps what it measured. `--attention`: only the fused
+// attention against tfjs's ops, alternated, on four configurations, and the two profiles (a few minutes).
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
@@ -29,6 +30,7 @@ const MODE_NOTES: Record<Exclude<Mode, 'fused'>, string> = {
 };
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
+const attentionOnly = args.has('--attention');
 const preset = (n: string) => PRESETS.find((p) => p.name === n)!.config;
 const log = (s: string) => process.stderr.write(s + '\n');
 
@@ -62,7 +64,7 @@ export async function runGpuBench(): Promise<void> {
       const r = await runCase({ config: c, ...bc });
       const pool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
       let torch: GpuRow['torch'] = null;
-      if (torchPython && !bc.embedded && !bc.recompute && !bc.once && mode === 'fused') {
+      if (torchPython && !attentionOnly && !bc.embedded && !bc.recompute && !bc.once && mode === 'fused') {
         const py = spawnSync(torchPython, ['bench/torch_step.py', String(bc.prompts), String(bc.batch), '1', 'cuda', model === 'ViT-B/16' ? 'b' : 'ti'], { encoding: 'utf8', timeout: 300_000 });
         if (py.status === 0) torch = JSON.parse(py.stdout.trim().split('\n').at(-1)!);
         else log(`PyTorch: ${(py.stderr || py.error?.message || '').trim().split('\n').at(-1)}`);
@@ -80,42 +82,56 @@ export async function runGpuBench(): Promise<void> {
     save();
   };
 
-  const ti = preset('ViT-Ti/16'), vitB = preset('ViT-B/16'), steps = 5;
+  const ti = preset('ViT-Ti/16'), vitB = preset('ViT-B/16'), steps = attentionOnly ? 10 : 5;
   if (quick) {
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 });
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'plain');
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'tfjs attention');
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'no reuse');
+  } else if (attentionOnly) {
+    for (let round = 0; round < 2; round++) {
+      for (const [model, c, batch] of [['ViT-Ti/16', ti, 8], ['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 8], ['ViT-B/16', vitB, 32]] as [string, ViTConfig, number][]) {
+        for (const mode of ['fused', 'tfjs attention'] as const) await run(model, c, { prompts: 10, batch, steps }, undefined, mode);
+      }
+    }
   } else {
-    for (const p of [1, 10, 50]) await run('ViT-Ti/16', ti, { prompts: p, batch: 8, steps });
-    for (const mode of ['plain', 'tfjs attention', 'no reuse'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, undefined, mode);
+    // What is least often measured first, so a run cut short by its time limit still has it: the small
+    // step against its modes, the 2 GiB plan's pass, then ViT-B/16 against its modes, then the sweeps.
+    for (const mode of ['fused', 'no reuse', 'tfjs attention', 'plain'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, undefined, mode);
+    // The plan the CLI and the studio make on this engine (the fused kernels' smaller footprint included).
+    const plan = choosePasses(vitB, 10, 64, undefined, undefined, fusedKernels() ? 'fused' : 'batched');
+    await run('ViT-B/16', vitB, { prompts: 10, batch: plan.microBatch, steps: 1, recompute: plan.recompute, once: true }, `one pass of the 2 GiB batch-64 plan (${Math.ceil(64 / plan.microBatch)} passes)`);
+    for (const batch of [8, 32]) for (const mode of ['fused', 'no reuse', 'tfjs attention', 'plain'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
+    for (const p of [1, 50]) await run('ViT-Ti/16', ti, { prompts: p, batch: 8, steps });
     for (const batch of [32, 64, 128]) await run('ViT-Ti/16', ti, { prompts: 10, batch, steps });
     for (const mode of ['plain', 'tfjs attention'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps }, undefined, mode);
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, recompute: true });
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, embedded: true });
-    for (const batch of [8, 32, 64]) await run('ViT-B/16', vitB, { prompts: 10, batch, steps });
-    for (const batch of [8, 32]) for (const mode of ['plain', 'tfjs attention', 'no reuse'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
+    await run('ViT-B/16', vitB, { prompts: 10, batch: 64, steps });
     await run('ViT-B/16', vitB, { prompts: 10, batch: 64, steps, recompute: true });
-    // The plan the CLI and the studio make on this engine (the fused kernels' smaller footprint included).
-    const plan = choosePasses(vitB, 10, 64, undefined, undefined, fusedKernels() ? 'fused' : 'batched');
-    await run('ViT-B/16', vitB, { prompts: 10, batch: plan.microBatch, steps: 1, recompute: plan.recompute, once: true }, `one pass of the 2 GiB batch-64 plan (${Math.ceil(64 / plan.microBatch)} passes)`);
   }
   // Host time per dispatch on this machine (the time to issue a step: the GPU runs behind it), reuse on and off.
-  try {
+  if (!attentionOnly) try {
     host = await hostSteps(backend, 'ViT-Ti/16', ti, quick ? 2 : 8, quick ? 2 : 4);
     log(formatHost(host));
   } catch (e) {
     log(`host steps: failed: ${(e as Error).message.split('\n')[0]}`);
   }
+  // By-kernel profiles; with --attention each also with attention on tfjs's ops, to read the products side by side.
   for (const [model, c, b] of (quick ? [['ViT-Ti/16', ti, 2]] : [['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 32]]) as [string, ViTConfig, number][]) {
-    try {
-      const title = `${backend}, ${model} p=10 batch ${b}: step`;
-      profiles.push({ title, profile: await profileStep(c, 10, b) });
-      log(formatProfile(title, profiles.at(-1)!.profile, 25, 30));
-    } catch (e) {
-      log(`profile ${model}: failed: ${(e as Error).message.split('\n')[0]}`);
+    for (const fused of attentionOnly ? [true, false] : [true]) {
+      const was = setFusedAttention(fused);
+      try {
+        const title = `${backend}, ${model} p=10 batch ${b}${fused ? '' : ', attention on tfjs ops'}: step`;
+        profiles.push({ title, profile: await profileStep(c, 10, b) });
+        log(formatProfile(title, profiles.at(-1)!.profile, 25, 30));
+      } catch (e) {
+        log(`profile ${model}: failed: ${(e as Error).message.split('\n')[0]}`);
+      } finally {
+        setFusedAttention(was);
+      }
+      save();
     }
-    save();
   }
 
   if (args.has('--json')) { process.stdout.write(JSON.stringify({ backend, adapter, squares, rows, host, profiles }, null, 2) + '\n'); return; }
