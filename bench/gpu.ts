@@ -6,6 +6,8 @@
 // PyTorch on CUDA (float32, TF32 off) when a python3 with torch sees a GPU. BENCH_OUT=FILE also
 // writes the JSON after every row, so a run cut short keeps what it measured. `--attention`: only the fused
 // attention against tfjs's ops, alternated, on four configurations, and the two profiles (a few minutes).
+// `--matmul`: only the linear layers' products, our tiled kernel (src/core/vit/webgpu-matmul.ts, both
+// tiles) against tfjs's on the shapes of a step, then whole steps with it and without, alternated.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
@@ -13,8 +15,9 @@ import { describeBackend, useBackend } from '../src/cli/backend';
 import { choosePasses } from '../src/core/train/memory';
 import { PRESETS, type ViTConfig } from '../src/core/vit/config';
 import { setFusedAttention } from '../src/core/vit/attention';
-import { fusedKernels, setFusedKernels } from '../src/core/vit/webgpu-kernels';
+import { fusedKernels, runFused, setFusedKernels } from '../src/core/vit/webgpu-kernels';
 import { setReuse } from '../src/core/vit/webgpu-reuse';
+import { MATMUL, matmulTiling, setMatmulTiling } from '../src/core/vit/webgpu-matmul';
 import { formatHost, hostSteps, type HostResult } from './host';
 import { formatProfile, profileStep, type StepProfile } from './profile-step';
 import { matmulGflops, runCase, type BenchCase, type BenchResult } from './step';
@@ -24,13 +27,15 @@ interface GpuRow extends BenchResult {
   torch?: { stepMs: number; forwardMs: number; matmulGflops: number; peakBytes?: number } | null;
 }
 
-type Mode = 'fused' | 'plain' | 'tfjs attention' | 'no reuse';
+type Mode = 'fused' | 'plain' | 'tfjs attention' | 'no reuse' | 'tfjs matmul';
 const MODE_NOTES: Record<Exclude<Mode, 'fused'>, string> = {
   plain: 'plain tfjs ops, no fused kernels', 'tfjs attention': 'fused kernels, attention on tfjs ops', 'no reuse': 'no bind-group or uniform reuse',
+  'tfjs matmul': 'fused kernels, linear layers on tfjs matmul',
 };
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
 const attentionOnly = args.has('--attention');
+const matmulOnly = args.has('--matmul');
 const preset = (n: string) => PRESETS.find((p) => p.name === n)!.config;
 const log = (s: string) => process.stderr.write(s + '\n');
 
@@ -43,7 +48,8 @@ export async function runGpuBench(): Promise<void> {
   const profiles: { title: string; profile: StepProfile }[] = [];
   const squares: { n: number; gflops: number }[] = [];
   let host: HostResult | null = null;
-  const save = () => { if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ backend, adapter, squares, rows, host, profiles }, null, 2)); };
+  const matmuls: { label: string; M: number; K: number; N: number; tfjs: number; tile64: number; tile128: number; auto: number | null }[] = [];
+  const save = () => { if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ backend, adapter, squares, matmuls, rows, host, profiles }, null, 2)); };
   const torchPython = ['python3', '/usr/bin/python3'].find((x) => spawnSync(x, ['-c', 'import torch; assert torch.cuda.is_available()']).status === 0);
 
   // The card's tfjs matmul on large squares: the ceiling the FC1-shaped products are read against.
@@ -60,11 +66,12 @@ export async function runGpuBench(): Promise<void> {
     const plain = mode === 'plain';
     if (mode !== 'fused') note = MODE_NOTES[mode];
     const was = setFusedKernels(!plain), wasAttention = setFusedAttention(mode !== 'tfjs attention'), wasReuse = setReuse(mode !== 'no reuse');
+    const wasTiling = setMatmulTiling(mode === 'tfjs matmul' ? 'off' : 'auto');
     try {
       const r = await runCase({ config: c, ...bc });
       const pool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
       let torch: GpuRow['torch'] = null;
-      if (torchPython && !attentionOnly && !bc.embedded && !bc.recompute && !bc.once && mode === 'fused') {
+      if (torchPython && !attentionOnly && !matmulOnly && !bc.embedded && !bc.recompute && !bc.once && mode === 'fused') {
         const py = spawnSync(torchPython, ['bench/torch_step.py', String(bc.prompts), String(bc.batch), '1', 'cuda', model === 'ViT-B/16' ? 'b' : 'ti'], { encoding: 'utf8', timeout: 300_000 });
         if (py.status === 0) torch = JSON.parse(py.stdout.trim().split('\n').at(-1)!);
         else log(`PyTorch: ${(py.stderr || py.error?.message || '').trim().split('\n').at(-1)}`);
@@ -78,16 +85,36 @@ export async function runGpuBench(): Promise<void> {
       setFusedKernels(was);
       setFusedAttention(wasAttention);
       setReuse(wasReuse);
+      setMatmulTiling(wasTiling);
     }
     save();
   };
 
-  const ti = preset('ViT-Ti/16'), vitB = preset('ViT-B/16'), steps = attentionOnly ? 10 : 5;
+  const ti = preset('ViT-Ti/16'), vitB = preset('ViT-B/16'), steps = attentionOnly || matmulOnly ? 10 : 5;
   if (quick) {
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 });
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'plain');
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'tfjs attention');
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'no reuse');
+  } else if (matmulOnly) {
+    // [M, K, N] of the linear layers: ViT-B/16 batch 8 and 32, ViT-Ti/16 batch 8 and 64 (T = 207), forward
+    // (qkv, out, fc1, fc2) and the backward's dx = dy W^T (the same with K and N swapped).
+    const shapes: [string, number, number, number][] = [];
+    for (const [m, d, mlp, batches] of [['ViT-B/16', 768, 3072, [8, 32]], ['ViT-Ti/16', 192, 768, [8, 64]]] as [string, number, number, number[]][]) {
+      for (const B of batches) for (const [K, N] of [[d, 3 * d], [d, d], [d, mlp], [mlp, d], [3 * d, d]]) shapes.push([`${m} b${B}`, B * 207, K, N]);
+    }
+    const ours = (tile: 64 | 128) => (a: tf.Tensor2D, b: tf.Tensor2D) => runFused(MATMUL, { a, b }, { tile });
+    for (const [label, M, K, N] of shapes) {
+      const r = { label, M, K, N, tfjs: await matmulGflops(M, K, N, 7), tile64: await matmulGflops(M, K, N, 7, ours(64)), tile128: await matmulGflops(M, K, N, 7, ours(128)), auto: matmulTiling(M, K, N) };
+      matmuls.push(r);
+      log(`matmul ${label} [${M}, ${K}] x [${K}, ${N}]: tfjs ${r.tfjs.toFixed(0)}, tile 64 ${r.tile64.toFixed(0)}, tile 128 ${r.tile128.toFixed(0)} GFLOP/s (auto: ${r.auto ?? 'tfjs'})`);
+      save();
+    }
+    for (let round = 0; round < 2; round++) {
+      for (const [model, c, batch] of [['ViT-Ti/16', ti, 8], ['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 8], ['ViT-B/16', vitB, 32]] as [string, ViTConfig, number][]) {
+        for (const mode of ['fused', 'tfjs matmul'] as const) await run(model, c, { prompts: 10, batch, steps }, undefined, mode);
+      }
+    }
   } else if (attentionOnly) {
     for (let round = 0; round < 2; round++) {
       for (const [model, c, batch] of [['ViT-Ti/16', ti, 8], ['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 8], ['ViT-B/16', vitB, 32]] as [string, ViTConfig, number][]) {
@@ -111,7 +138,7 @@ export async function runGpuBench(): Promise<void> {
     await run('ViT-B/16', vitB, { prompts: 10, batch: 64, steps, recompute: true });
   }
   // Host time per dispatch on this machine (the time to issue a step: the GPU runs behind it), reuse on and off.
-  if (!attentionOnly) try {
+  if (!attentionOnly && !matmulOnly) try {
     host = await hostSteps(backend, 'ViT-Ti/16', ti, quick ? 2 : 8, quick ? 2 : 4);
     log(formatHost(host));
   } catch (e) {
@@ -134,7 +161,12 @@ export async function runGpuBench(): Promise<void> {
     }
   }
 
-  if (args.has('--json')) { process.stdout.write(JSON.stringify({ backend, adapter, squares, rows, host, profiles }, null, 2) + '\n'); return; }
+  if (args.has('--json')) { process.stdout.write(JSON.stringify({ backend, adapter, squares, matmuls, rows, host, profiles }, null, 2) + '\n'); return; }
+  if (matmuls.length) {
+    console.log(`\nLinear layers' products on ${backend}, GFLOP/s (20 in a row, one readback)`);
+    console.log('shape                  M      K      N     tfjs  tile 64  tile 128  auto');
+    for (const m of matmuls) console.log([m.label.padEnd(16), ...[m.M, m.K, m.N].map((x) => String(x).padStart(6)), ...[m.tfjs, m.tile64, m.tile128].map((x, i) => x.toFixed(0).padStart(i ? 8 : 8)), String(m.auto ?? 'tfjs').padStart(5)].join(' '));
+  }
   console.log(`\nVPT-deep training step on ${backend} (Node, Dawn); tfjs matmul ${squares.map((s) => `${s.n}^3 ${s.gflops.toFixed(0)} GFLOP/s`).join(', ')}`);
   console.log('model      p  batch  recomp  fwd ms  step ms  first ms   img/s  matmul GFLOP/s  step/matmul  peak MB  pool MB  PyTorch step ms  ours/PyTorch');
   for (const r of rows) {

@@ -63,14 +63,14 @@ async function timeIt(f: () => Promise<void>, n: number, first?: (ms: number) =>
   return n % 2 ? ms[(n - 1) / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
 }
 
-export async function matmulGflops(M: number, K: number, N: number, reps = 9): Promise<number> {
-  const a = tf.randomUniform([M, K]), b = tf.randomUniform([K, N]);
+export async function matmulGflops(M: number, K: number, N: number, reps = 9, product: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor = tf.matMul): Promise<number> {
+  const a = tf.randomUniform([M, K]) as tf.Tensor2D, b = tf.randomUniform([K, N]) as tf.Tensor2D;
   // A GPU runs each product in well under a millisecond and reads a result back slowly: there,
   // time 20 products in a row and read back one number, which waits for them all.
   const inner = ['webgpu', 'webgl'].includes(tf.getBackend()) ? 20 : 1;
   const ms = await timeIt(async () => {
-    for (let i = 0; i < inner - 1; i++) tf.matMul(a, b).dispose();
-    const c = tf.matMul(a, b), corner = tf.slice(c, [0, 0], [1, 1]);
+    for (let i = 0; i < inner - 1; i++) product(a, b).dispose();
+    const c = product(a, b), corner = tf.slice(c, [0, 0], [1, 1]);
     await corner.data();
     tf.dispose([c, corner]);
   }, reps);

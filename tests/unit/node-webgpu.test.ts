@@ -72,25 +72,34 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     expect(r.stdout).not.toContain('still running');
   }, 60_000);
 
-  it('fused WGSL kernels (LayerNorm, GELU, scaled softmax, prompt slots, attention) match the plain ops to 1e-5, forward and gradient, and leak nothing; reused bind groups change nothing', () => {
+  it('fused WGSL kernels (LayerNorm, GELU, scaled softmax, prompt slots, attention, linear layers) match the plain ops to 1e-5, forward and gradient, and leak nothing; reused bind groups change nothing', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(__dirname, 'webgpu-fused-child.ts')], { encoding: 'utf8', timeout: 120_000, env, cwd: resolve(__dirname, '../..') });
     expect(r.status, r.stderr).toBe(0);
-    const { fused, model, memory, reuse, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    const { fused, model, modelTiled, memory, reuse, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     expect(fused).toBe(true);
-    // LayerNorm, softmax and attention in both variants (serial and tiled), GELU, prompt insert and overwrite.
-    expect(Object.keys(ops)).toHaveLength(19);
+    // LayerNorm, softmax and attention in both variants (serial and tiled), GELU, prompt insert and
+    // overwrite, linear layers in both tiles.
+    expect(Object.keys(ops)).toHaveLength(23);
     for (const [name, o] of Object.entries(ops) as [string, { value: number; grad: number; kernels: string[]; leaked: number }][]) {
       expect(o.value, name).toBeLessThan(1e-5);
       expect(o.grad, name).toBeLessThan(1e-5);
       expect(o.leaked, name).toBe(0);
       // The fused forward and backward kernels really ran (one dispatch each; the prompts' has two
-      // gradients; attention is scores, softmax, P V and dP, the softmax's gradient, dQ | dK | dV).
+      // gradients; attention is scores, softmax, P V and dP, the softmax's gradient, dQ | dK | dV;
+      // a linear layer x W + b and dy W^T).
       expect(o.kernels, name).toHaveLength(name.startsWith('prompts') ? 3 : name.startsWith('attention') ? 6 : 2);
+      if (name.startsWith('linear')) expect(o.kernels, name).toEqual(['VptMatMul', 'VptMatMul']);
     }
     // A whole VPT-deep gradient on the fixture ViT, fused against plain on the same GPU.
     expect(model.loss).toBeLessThan(1e-5);
     expect(model.prompts).toBeLessThan(1e-5);
     expect(model.leaked).toBe(0);
+    // ... and with every linear layer on the tiled matmul (4 forward and 4 backward a block, and the
+    // patch embedding forward).
+    expect(modelTiled.loss).toBeLessThan(1e-5);
+    expect(modelTiled.prompts).toBeLessThan(1e-5);
+    expect(modelTiled.matmuls).toBe(8 * modelTiled.layers + 1);
+    expect(modelTiled.leaked).toBe(0);
     // Bind groups and uniform buffers reused from step to step: the same bits as fresh ones.
     expect(reuse.reused).toBeGreaterThan(0);
     expect(reuse.identical).toBe(true);

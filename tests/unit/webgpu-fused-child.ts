@@ -15,7 +15,8 @@ import { disposeVars, initVpt, promptHook, toVars } from '../../src/core/tuning/
 import { loadBackbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
 import { batchedAttention, fusedAttention } from '../../src/core/vit/attention';
-import { frozenLayerNorm, gelu, plainFrozenLayerNorm, plainGelu, scaledSoftmax } from '../../src/core/vit/ops';
+import { FrozenLinear, frozenLayerNorm, gelu, plainFrozenLayerNorm, plainGelu, scaledSoftmax } from '../../src/core/vit/ops';
+import { setMatmulTiling, type Tiling } from '../../src/core/vit/webgpu-matmul';
 import { fusedKernels, setFusedKernels } from '../../src/core/vit/webgpu-kernels';
 import { setSerialKernels } from '../../src/core/vit/webgpu-program';
 import { reuseStats, setReuse } from '../../src/core/vit/webgpu-reuse';
@@ -107,6 +108,44 @@ for (const serial of [true, false]) {
 setSerialKernels(null);
 await compare('gelu 5x333', gelu, plainGelu, [5, 333], 3);
 
+/**
+ * A frozen linear layer x W + b, value and input gradient (dy W^T), on our tiled matmul (the tile
+ * forced: SwiftShader keeps tfjs's by itself) against tfjs's ops on cpu.
+ */
+async function compareLinear(M: number, K: number, N: number, tile: Tiling) {
+  const host = tf.tidy(() => [tf.randomNormal([M, K], 0, 1, 'float32', 31), tf.randomNormal([K, N], 0, 1, 'float32', 32), tf.randomNormal([N], 0, 1, 'float32', 33), tf.randomNormal([M, N], 0, 1, 'float32', 34)]);
+  const [xs, ws, bs, gs] = await Promise.all(host.map((t) => t.data()));
+  tf.dispose(host);
+  const run = async () => {
+    const x = tf.tensor2d(xs as Float32Array, [M, K]), w = tf.tensor2d(ws as Float32Array, [K, N]), b = tf.tensor1d(bs as Float32Array), g = tf.tensor2d(gs as Float32Array, [M, N]);
+    const layer = new FrozenLinear(w, b);
+    layer.transposed(); // made once and kept by the layer, so made before counting
+    const before = tf.memory().numTensors;
+    const f = (xx: tf.Tensor) => tf.sum(tf.mul(layer.apply(xx as tf.Tensor2D), g));
+    const profile = await tf.profile(async () => { tf.grad(f)(x).dispose(); });
+    const dx = tf.grad(f)(x), y = tf.tidy(() => layer.apply(x));
+    // Every call (kernelNames lists each name once).
+    const r = { y: await y.data(), dx: await dx.data(), kernels: profile.kernels.map((k) => k.name).filter((k) => k.startsWith('Vpt')) };
+    tf.dispose([dx, y]);
+    const leaked = tf.memory().numTensors - before;
+    layer.dispose();
+    tf.dispose([x, g]);
+    return { ...r, leaked };
+  };
+  const was = setMatmulTiling(tile);
+  const a = await run();
+  setMatmulTiling(was);
+  await tf.setBackend('cpu');
+  const b = await run();
+  await tf.setBackend('webgpu');
+  out[`linear ${M}x${K}x${N} tile ${tile}`] = { value: relErr(a.y, b.y), grad: relErr(a.dx, b.dx), kernels: a.kernels, leaked: a.leaked };
+}
+// Part tiles in every direction, K not a multiple of the 16-deep k step; then several whole tiles.
+for (const tile of [64, 128] as const) {
+  await compareLinear(70, 36, 44, tile);
+  await compareLinear(300, 52, 136, tile);
+}
+
 /** VPT's prompt insert (layer 0) and overwrite (later layers): value and the gradients to tokens and prompts. */
 async function comparePrompts(name: string, B: number, T: number, L: number, p: number, d: number, layer: number) {
   const Tout = layer === 0 ? T + p : T;
@@ -160,6 +199,12 @@ setFusedKernels(false);
 const p = await grads();
 setFusedKernels(true);
 out.model = { loss: relErr(f.loss, p.loss), prompts: relErr(f.prompts, p.prompts), leaked: tf.memory().numTensors - before };
+// The same with every linear layer on our tiled matmul (d = 48: K and N are multiples of 4).
+setMatmulTiling(64);
+const tiledProfile = await tf.profile(async () => { await grads(); });
+const t = await grads();
+setMatmulTiling('auto');
+out.modelTiled = { loss: relErr(t.loss, p.loss), prompts: relErr(t.prompts, p.prompts), matmuls: tiledProfile.kernels.filter((k) => k.name === 'VptMatMul').length, layers: bb.weights.config.numLayers, leaked: tf.memory().numTensors - before };
 // Bind groups and uniform buffers reused from step to step (src/core/vit/webgpu-reuse.ts), against fresh ones.
 const reused0 = reuseStats(tf.backend())?.reused ?? 0;
 const again = await grads();

@@ -1,6 +1,7 @@
 /** The ViT's building blocks as tfjs ops, smallest first (read bottom-up). */
 import * as tf from '@tensorflow/tfjs';
 import { fusedKernels, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, runFused, SCALED_SOFTMAX, SCALED_SOFTMAX_GRAD } from './webgpu-kernels';
+import { MATMUL, matmulTiling } from './webgpu-matmul';
 
 /**
  * Scalar constants held as tensors while a model lives. A plain number in a
@@ -157,6 +158,17 @@ function matMulBias2d(x: tf.Tensor, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D
 }
 
 /**
+ * x W (+ b) on webgpu: our tiled kernel (webgpu-matmul.ts) where the shape
+ * suits it, else tfjs's. The bias rides in the product's accumulators, one
+ * pass instead of two.
+ */
+function fusedLinear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
+  const tile = matmulTiling(x.shape[0], w.shape[0], w.shape[1]);
+  if (tile) return runFused(MATMUL, b ? { a: x, b: w, bias: b } : { a: x, b: w }, { tile }) as tf.Tensor2D;
+  return b ? matMulBias2d(x, w, b) : tf.matMul(x as tf.Tensor2D, w);
+}
+
+/**
  * A frozen linear layer y = x W + b on 2-D x. W is constant, so the only
  * gradient is dx = dy W^T, computed against a pre-transposed copy: tfjs's
  * fast matmul path (wasm, webgpu) needs an untransposed second operand, and
@@ -168,9 +180,8 @@ export class FrozenLinear {
 
   constructor(readonly w: tf.Tensor2D, readonly b: tf.Tensor1D) {
     this.apply = tf.customGrad(((x: tf.Tensor) => ({
-      // One fused kernel: the bias rides in the product's accumulators (XNNPACK on wasm) instead of a second pass.
-      value: fusedKernels() ? matMulBias2d(x, this.w, this.b) : tf.fused.matMul({ a: x as tf.Tensor2D, b: this.w, bias: this.b }),
-      gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, this.transposed()),
+      value: fusedKernels() ? fusedLinear(x, this.w, this.b) : tf.fused.matMul({ a: x as tf.Tensor2D, b: this.w, bias: this.b }),
+      gradFunc: (dy: tf.Tensor) => fusedKernels() ? fusedLinear(dy, this.transposed()) : tf.matMul(dy as tf.Tensor2D, this.transposed()),
     })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
   }
 

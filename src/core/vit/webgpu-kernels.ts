@@ -2,8 +2,8 @@
  * Fused WGSL kernels for tfjs-backend-webgpu: LayerNorm with constant g, b;
  * exact GELU; softmax of scaled scores; VPT's prompt slots. Each has a
  * forward and a backward kernel (the prompts two: tokens and prompts), one
- * dispatch each. Attention's products are in webgpu-attention.ts; both are
- * registered here.
+ * dispatch each. Attention's products are in webgpu-attention.ts and the
+ * linear layers' in webgpu-matmul.ts; all are registered here.
  *
  * Why: a small training step on a real GPU is bound by the host's cost per
  * kernel call (about 50-60 us of tfjs and Dawn work each, measured on an
@@ -26,6 +26,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ATTENTION_KERNELS } from './webgpu-attention';
+import { MATMUL_KERNELS } from './webgpu-matmul';
 import { type Args, flat, type Program, run, serialKernels, type Uniform } from './webgpu-program';
 
 export const LAYER_NORM = 'VptLayerNorm';
@@ -259,6 +260,7 @@ const KERNELS: [string, (a: Args) => tf.TensorInfo][] = [
   [PROMPT_SET_GRAD_X, promptKernel(PROMPT_SET_GRAD_X, ['dyIn'], promptCode.gradX, 'x')],
   [PROMPT_SET_GRAD_P, promptKernel(PROMPT_SET_GRAD_P, ['dyIn'], promptCode.gradP, 'prompts')],
   ...ATTENTION_KERNELS,
+  ...MATMUL_KERNELS,
 ];
 
 let installed = false;

@@ -13,6 +13,9 @@ export interface Program {
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
   size?: boolean;
+  /** Elements per item of the output's (inputs') WGSL array: 4 declares them as vec4<f32>. */
+  outputComponent?: number;
+  variableComponents?: number[];
   uniforms?: string;
   getUserCode(): string;
 }
