@@ -23,7 +23,7 @@
  * of 4 (every ViT width is; otherwise tfjs's kernel runs).
  */
 import * as tf from '@tensorflow/tfjs';
-import { type Args, flat, type Program, run, serialKernels, type Uniform } from './webgpu-program';
+import { type Args, flat, type Program, run, type Uniform } from './webgpu-program';
 
 export const MATMUL = 'VptMatMul';
 
@@ -47,8 +47,18 @@ export type Tiling = 64 | 128;
 export function matmulTiling(M: number, K: number, N: number): Tiling | null {
   if (forced === 'off' || K % 4 || N % 4) return null;
   if (forced !== 'auto') return forced;
-  // A software adapter's barriers cost microseconds per workgroup (webgpu-program.ts): keep tfjs's there.
-  if (serialKernels(tf.backend())) return null;
+  return chooseTile(M, K, N, (tf.backend() as { adapterInfo?: { vendor?: string } }).adapterInfo?.vendor);
+}
+
+/**
+ * The rule above, for a GPU of the given vendor (WebGPU's adapter info). Only
+ * NVIDIA's is measured; other GPUs keep tfjs's kernel until `npm run bench --
+ * --gpu --matmul` shows ours pays there too (their registers, workgroup memory
+ * and scheduling differ). Software adapters (vendor "google" for SwiftShader)
+ * never get it: their barriers cost microseconds per workgroup.
+ */
+export function chooseTile(M: number, K: number, N: number, vendor: string | undefined): Tiling | null {
+  if (vendor !== 'nvidia' || K % 4 || N % 4) return null;
   return N >= 2 * K && Math.ceil(M / 128) * Math.ceil(N / 128) >= 200 ? 128 : null;
 }
 
