@@ -1,4 +1,4 @@
-// `npm run bench -- --gpu [--json] [--quick | --attention]`: VPT-deep on a real GPU from Node, through tfjs's webgpu
+// `npm run bench -- --gpu [--json] [--quick | --attention | --matmul]`: VPT-deep on a real GPU from Node, through tfjs's webgpu
 // backend on Dawn (the optional `webgpu` package; src/cli/webgpu.ts), the same shaders the studio runs
 // in Chrome. ViT-Ti/16 and ViT-B/16 at 224 over prompts and batch sizes, each step beside the same
 // card's tfjs matmul throughput, the first step (shader compilation), peak tensor memory and the GPU
@@ -165,7 +165,7 @@ export async function runGpuBench(): Promise<void> {
   if (matmuls.length) {
     console.log(`\nLinear layers' products on ${backend}, GFLOP/s (20 in a row, one readback)`);
     console.log('shape                  M      K      N     tfjs  tile 64  tile 128  auto');
-    for (const m of matmuls) console.log([m.label.padEnd(16), ...[m.M, m.K, m.N].map((x) => String(x).padStart(6)), ...[m.tfjs, m.tile64, m.tile128].map((x, i) => x.toFixed(0).padStart(i ? 8 : 8)), String(m.auto ?? 'tfjs').padStart(5)].join(' '));
+    for (const m of matmuls) console.log([m.label.padEnd(16), ...[m.M, m.K, m.N].map((x) => String(x).padStart(6)), ...[m.tfjs, m.tile64, m.tile128].map((x) => x.toFixed(0).padStart(8)), String(m.auto ?? 'tfjs').padStart(5)].join(' '));
   }
   console.log(`\nVPT-deep training step on ${backend} (Node, Dawn); tfjs matmul ${squares.map((s) => `${s.n}^3 ${s.gflops.toFixed(0)} GFLOP/s`).join(', ')}`);
   console.log('model      p  batch  recomp  fwd ms  step ms  first ms   img/s  matmul GFLOP/s  step/matmul  peak MB  pool MB  PyTorch step ms  ours/PyTorch');

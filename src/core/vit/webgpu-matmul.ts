@@ -18,8 +18,8 @@
  * (four rows of one k side by side as a vec4) and B's as it is, so a thread's
  * inner step reads two vec4s of A (rows 4 ty.. and BM/2 + 4 ty..) and two of
  * B (columns 4 tx.. and BN/2 + 4 tx..), and a warp's loads fall on distinct
- * banks or broadcast. Both tiles together are 16 KiB, WebGPU's guaranteed
- * workgroup memory. Operands are read as vec4s, so K and N must be multiples
+ * banks or broadcast. The 128-wide tiles together take 16 KiB, all the
+ * workgroup memory WebGPU guarantees. Operands are read as vec4s, so K and N must be multiples
  * of 4 (every ViT width is; otherwise tfjs's kernel runs).
  */
 import * as tf from '@tensorflow/tfjs';
