@@ -5,7 +5,8 @@
 // memory tfjs's buffer pool holds; a by-kernel profile (timestamp queries); and the same steps in
 // PyTorch on CUDA (float32, TF32 off) when a python3 with torch sees a GPU. BENCH_OUT=FILE also
 // writes the JSON after every row, so a run cut short keeps what it measured. `--attention`: only the fused
-// attention against tfjs's ops, alternated, on four configurations, and the two profiles (a few minutes).
+// attention: each product alone against tfjs's batched matmul (bench/attention-gpu.ts), then steps against
+// attention on tfjs's ops, alternated, on four configurations, and the two profiles (a few minutes).
 // `--matmul`: only the linear layers' products, our tiled kernel (src/core/vit/webgpu-matmul.ts, both
 // tiles) against tfjs's on the shapes of a step, then whole steps with it and without, alternated.
 import { spawnSync } from 'node:child_process';
@@ -18,6 +19,7 @@ import { setFusedAttention } from '../src/core/vit/attention';
 import { fusedKernels, runFused, setFusedKernels } from '../src/core/vit/webgpu-kernels';
 import { setReuse } from '../src/core/vit/webgpu-reuse';
 import { MATMUL, matmulTiling, setMatmulTiling } from '../src/core/vit/webgpu-matmul';
+import { attentionKernels, formatAttentionKernels, type AttentionKernelRow } from './attention-gpu';
 import { formatHost, hostSteps, type HostResult } from './host';
 import { formatProfile, profileStep, type StepProfile } from './profile-step';
 import { matmulGflops, runCase, type BenchCase, type BenchResult } from './step';
@@ -48,8 +50,9 @@ export async function runGpuBench(): Promise<void> {
   const profiles: { title: string; profile: StepProfile }[] = [];
   const squares: { n: number; gflops: number }[] = [];
   let host: HostResult | null = null;
+  const attention: AttentionKernelRow[] = [];
   const matmuls: { label: string; M: number; K: number; N: number; tfjs: number; tile64: number; tile128: number; auto: number | null }[] = [];
-  const save = () => { if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ backend, adapter, squares, matmuls, rows, host, profiles }, null, 2)); };
+  const save = () => { if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ backend, adapter, squares, matmuls, attention, rows, host, profiles }, null, 2)); };
   const torchPython = ['python3', '/usr/bin/python3'].find((x) => spawnSync(x, ['-c', 'import torch; assert torch.cuda.is_available()']).status === 0);
 
   // The card's tfjs matmul on large squares: the ceiling the FC1-shaped products are read against.
@@ -116,6 +119,16 @@ export async function runGpuBench(): Promise<void> {
       }
     }
   } else if (attentionOnly) {
+    // Each product alone first (clean GFLOP/s per kernel), then whole steps.
+    for (const [B, H] of [[32, 12], [8, 12], [64, 3], [8, 3]]) {
+      try {
+        attention.push(...await attentionKernels(B, H, 207, 64));
+      } catch (e) {
+        log(`attention kernels [${B}, ${H}]: failed: ${(e as Error).message.split('\n')[0]}`);
+      }
+      save();
+    }
+    log(formatAttentionKernels(attention));
     for (let round = 0; round < 2; round++) {
       for (const [model, c, batch] of [['ViT-Ti/16', ti, 8], ['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 8], ['ViT-B/16', vitB, 32]] as [string, ViTConfig, number][]) {
         for (const mode of ['fused', 'tfjs attention'] as const) await run(model, c, { prompts: 10, batch, steps }, undefined, mode);
@@ -161,7 +174,8 @@ export async function runGpuBench(): Promise<void> {
     }
   }
 
-  if (args.has('--json')) { process.stdout.write(JSON.stringify({ backend, adapter, squares, matmuls, rows, host, profiles }, null, 2) + '\n'); return; }
+  if (args.has('--json')) { process.stdout.write(JSON.stringify({ backend, adapter, squares, matmuls, attention, rows, host, profiles }, null, 2) + '\n'); return; }
+  if (attention.length) console.log(`\nAttention's products one at a time on ${backend}\n${formatAttentionKernels(attention)}`);
   if (matmuls.length) {
     console.log(`\nLinear layers' products on ${backend}, GFLOP/s (20 in a row, one readback)`);
     console.log('shape                  M      K      N     tfjs  tile 64  tile 128  auto');

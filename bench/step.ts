@@ -65,17 +65,25 @@ async function timeIt(f: () => Promise<void>, n: number, first?: (ms: number) =>
 
 export async function matmulGflops(M: number, K: number, N: number, reps = 9, product: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor = tf.matMul): Promise<number> {
   const a = tf.randomUniform([M, K]) as tf.Tensor2D, b = tf.randomUniform([K, N]) as tf.Tensor2D;
-  // A GPU runs each product in well under a millisecond and reads a result back slowly: there,
-  // time 20 products in a row and read back one number, which waits for them all.
+  const ms = await kernelMs(() => product(a, b), reps);
+  tf.dispose([a, b]);
+  return (2 * M * K * N) / (ms * 1e6);
+}
+
+/**
+ * Milliseconds one call of `run` takes (median of `reps`). A GPU runs each in well under a
+ * millisecond and reads a result back slowly: there, 20 calls in a row and one number read back,
+ * which waits for them all.
+ */
+export async function kernelMs(run: () => tf.Tensor, reps = 9): Promise<number> {
   const inner = ['webgpu', 'webgl'].includes(tf.getBackend()) ? 20 : 1;
   const ms = await timeIt(async () => {
-    for (let i = 0; i < inner - 1; i++) product(a, b).dispose();
-    const c = product(a, b), corner = tf.slice(c, [0, 0], [1, 1]);
+    for (let i = 0; i < inner - 1; i++) run().dispose();
+    const c = run(), flat = tf.reshape(c, [-1]), corner = tf.slice(flat, [0], [1]);
     await corner.data();
-    tf.dispose([c, corner]);
+    tf.dispose([c, flat, corner]);
   }, reps);
-  tf.dispose([a, b]);
-  return (inner * 2 * M * K * N) / (ms * 1e6);
+  return ms / inner;
 }
 
 /** A random-weight ViT with VPT-deep prompts (10 classes) and SGD, as every bench case trains it; `images`: B fixed ones. */

@@ -15,9 +15,10 @@ import { disposeVars, initVpt, promptHook, toVars } from '../../src/core/tuning/
 import { loadBackbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
 import { batchedAttention, fusedAttention } from '../../src/core/vit/attention';
+import { ATTENTION_DQKV } from '../../src/core/vit/webgpu-attention';
 import { FrozenLinear, frozenLayerNorm, gelu, plainFrozenLayerNorm, plainGelu, scaledSoftmax } from '../../src/core/vit/ops';
 import { setMatmulTiling, type Tiling } from '../../src/core/vit/webgpu-matmul';
-import { fusedKernels, setFusedKernels } from '../../src/core/vit/webgpu-kernels';
+import { fusedKernels, runFused, setFusedKernels } from '../../src/core/vit/webgpu-kernels';
 import { setSerialKernels } from '../../src/core/vit/webgpu-program';
 import { reuseStats, setReuse } from '../../src/core/vit/webgpu-reuse';
 import { readSafetensors } from '../../src/core/io/safetensors';
@@ -84,6 +85,26 @@ async function compareAttention(B: number, H: number, T: number, hd: number, var
   await tf.setBackend('webgpu');
   out[`attention ${B}x${H}x${T}x${hd} ${variant}`] = { value: relErr(a.y, b.y), grad: relErr(a.dx, b.dx), kernels: a.kernels, leaked: a.leaked };
 }
+/**
+ * The bench's one-part dispatch of the three-gradient kernel (attrs.part, bench/attention-gpu.ts)
+ * writes exactly that part's columns of the whole: the largest difference there, over the parts.
+ */
+async function compareParts(B: number, H: number, T: number, hd: number, variant: string) {
+  // Inputs of their own per variant: a pooled buffer from another call's whole result must not pass for this one's.
+  const d = H * hd, attrs = { B, H }, seed = variant === 'serial' ? 41 : 51;
+  const ins = tf.tidy(() => ({ dsIn: tf.randomNormal([B, H, T, T], 0, 1, 'float32', seed), pIn: tf.randomUniform([B, H, T, T], 0, 1, 'float32', seed + 1), qkvIn: tf.randomNormal([B * T, 3 * d], 0, 1, 'float32', seed + 2), doIn: tf.randomNormal([B * T, d], 0, 1, 'float32', seed + 3) }));
+  const all = runFused(ATTENTION_DQKV, ins, attrs);
+  let diff = 0;
+  for (let part = 0; part < 3; part++) {
+    const one = runFused(ATTENTION_DQKV, ins, { ...attrs, part });
+    const [a, b] = tf.tidy(() => [tf.slice(all, [0, part * d], [B * T, d]), tf.slice(one, [0, part * d], [B * T, d])]);
+    diff = Math.max(diff, relErr(await a.data(), await b.data()));
+    tf.dispose([one, a, b]);
+  }
+  tf.dispose([all, ...Object.values(ins)]);
+  (out.parts as Record<string, number>)[variant] = diff;
+}
+out.parts = {};
 const eps = 1e-6;
 // Both variants of the row and attention kernels: SwiftShader picks the barrier-free ("serial")
 // ones by itself, real GPUs the workgroup ones ("tiled"), forced here.
@@ -104,6 +125,7 @@ for (const serial of [true, false]) {
   // Rows and columns that fill no tile (T < 32), and ones that leave a part tile in every direction.
   await compareAttention(2, 3, 19, 8, v);
   await compareAttention(3, 4, 70, 33, v);
+  await compareParts(3, 4, 70, 33, v);
 }
 setSerialKernels(null);
 await compare('gelu 5x333', gelu, plainGelu, [5, 333], 3);

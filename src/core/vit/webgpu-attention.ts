@@ -80,7 +80,8 @@ const PRODUCTS: Record<string, Product> = {
   },
 };
 
-const UNIFORMS = 'T : i32, H : i32, hd : i32, d : i32, heads : i32,';
+// part0, parts: the parts computed (all but for the bench's attrs.part).
+const UNIFORMS = 'T : i32, H : i32, hd : i32, d : i32, heads : i32, part0 : i32, parts : i32,';
 
 const Z_ARGS = 'part : i32, z : i32, b : i32, h : i32';
 
@@ -138,11 +139,11 @@ function serialProgram(name: string, p: Product, outShape: number[], total: numb
     getUserCode: () => `${accessors(p)}
   fn main(index : i32) {
     let n4 = (${p.N} + 3) / 4;
-    if (index >= ${p.readA.length} * uniforms.heads * ${p.M} * n4) { return; }
+    if (index >= uniforms.parts * uniforms.heads * ${p.M} * n4) { return; }
     let col = (index % n4) * 4;
     let row = (index / n4) % ${p.M};
     let wz = index / (n4 * ${p.M});
-    let part = wz / uniforms.heads;
+    let part = uniforms.part0 + wz / uniforms.heads;
     let z = wz % uniforms.heads;
     let b = z / uniforms.H;
     let h = z % uniforms.H;
@@ -169,13 +170,13 @@ const kFast = (f: boolean[]) => f.every((x) => x === f[0]) ? String(f[0]) : `(${
  * fastest (one row, 32 neighbouring k) then spread their stores over 8 banks
  * instead of landing all on one.
  */
-function tiledProgram(name: string, p: Product, outShape: number[], dims: { M: number; N: number; heads: number }): Program {
+function tiledProgram(name: string, p: Product, outShape: number[], dims: { M: number; N: number; heads: number; parts: number }): Program {
   return {
     variableNames: p.names,
     outputShape: outShape,
     shaderKey: `${name}_v4`,
     dispatchLayout: flat(outShape),
-    dispatch: [Math.ceil(dims.N / TILE), Math.ceil(dims.M / TILE), dims.heads * p.readA.length],
+    dispatch: [Math.ceil(dims.N / TILE), Math.ceil(dims.M / TILE), dims.heads * dims.parts],
     workgroupSize: [8, 8, 1],
     uniforms: UNIFORMS,
     getUserCode: () => `
@@ -185,7 +186,7 @@ ${accessors(p)}
   fn slot(kk : i32, i : i32) -> i32 { return kk * ${TILE / 4} + ((i / 4) ^ (kk % 8)); }
 
   fn main(index : i32) {
-    let part = i32(workgroupId.z) / uniforms.heads;
+    let part = uniforms.part0 + i32(workgroupId.z) / uniforms.heads;
     let z = i32(workgroupId.z) % uniforms.heads;
     let b = z / uniforms.H;
     let h = z % uniforms.H;
@@ -231,16 +232,22 @@ ${accessors(p)}
   };
 }
 
-/** attrs: B, H (batch and heads); the inputs as `Product.names`. */
+/**
+ * attrs: B, H (batch and heads); the inputs as `Product.names`. attrs.part
+ * (bench/gpu.ts --attention only): compute that part of a several-part
+ * product alone, to time it; the other parts' columns are left unwritten.
+ */
 function kernel(name: string) {
   const p = PRODUCTS[name];
   return ({ inputs, attrs = {}, backend }: Args): tf.TensorInfo => {
     const { B, H } = attrs;
     const [BT, d3] = inputs.qkvIn.shape, T = BT / B, d = d3 / 3, hd = d / H;
     const outShape = { scores: [B, H, T, T], heads: [BT, d], qkv: [BT, 3 * d] }[p.out];
-    const u: Uniform[] = [T, H, hd, d, B * H].map((x) => ({ type: 'int32', data: [x] }));
+    const one = attrs.part !== undefined && attrs.part >= 0 && attrs.part < p.readA.length;
+    const part0 = one ? attrs.part : 0, parts = one ? 1 : p.readA.length;
+    const u: Uniform[] = [T, H, hd, d, B * H, part0, parts].map((x) => ({ type: 'int32', data: [x] }));
     const N = p.out === 'scores' ? T : hd;
-    const prog = serialKernels(backend) ? serialProgram(name, p, outShape, p.readA.length * B * H * T * Math.ceil(N / 4)) : tiledProgram(name, p, outShape, { M: T, N, heads: B * H });
+    const prog = serialKernels(backend) ? serialProgram(name, p, outShape, parts * B * H * T * Math.ceil(N / 4)) : tiledProgram(name, p, outShape, { M: T, N, heads: B * H, parts });
     return run(backend, prog, p.names.map((n) => inputs[n]), u);
   };
 }
