@@ -5,18 +5,20 @@
 //   a step's whole time is host time (ViT-Ti/16 at 224, batch 2: the null adapter holds about half a GiB);
 // - in Chromium on SwiftShader, as the time to issue a step (WebGPU calls there only queue work for
 //   the GPU process), on ViT-Ti/16's 12 layers at 32 px so that SwiftShader keeps up.
-// Three ways, interleaved in blocks so that a change in the machine's speed falls on all of them: as
-// the studio runs it, without reusing bind groups and uniform buffers (src/core/vit/webgpu-reuse.ts),
-// and on tfjs's plain ops instead of our fused kernels.
+// Four ways, interleaved in blocks so that a change in the machine's speed falls on all of them: as
+// the studio runs it, with each op of a frozen block a node of the tape (src/core/vit/fused-block.ts
+// off), without reusing bind groups and uniform buffers (src/core/vit/webgpu-reuse.ts), and on
+// tfjs's plain ops instead of our fused kernels.
 import * as tf from '@tensorflow/tfjs';
 import { forwardOf, optimizerStep } from '../src/core/train/step';
 import { vptDeep } from '../src/core/tuning/prompt';
 import type { ViTConfig } from '../src/core/vit/config';
+import { setFusedBlocks } from '../src/core/vit/fused-block';
 import { setFusedKernels } from '../src/core/vit/webgpu-kernels';
 import { reuseStats, setReuse } from '../src/core/vit/webgpu-reuse';
 import { vptDeepCase } from './step';
 
-export const HOST_MODES = ['as the studio runs it', 'no bind-group or uniform reuse', 'plain tfjs ops'] as const;
+export const HOST_MODES = ['as the studio runs it', 'blocks on the tape', 'no bind-group or uniform reuse', 'plain tfjs ops'] as const;
 export type HostMode = typeof HOST_MODES[number];
 /** Medians over the timed steps: `issueMs` until the step's last call returned, `stepMs` until its loss was read. */
 export interface HostRow { mode: HostMode; issueMs: number; stepMs: number; dispatches: number; usPerDispatch: number }
@@ -40,7 +42,8 @@ export async function hostSteps(where: string, model: string, c: ViTConfig, batc
   const dispatches = new Map<HostMode, number>();
   for (let round = 0; round < rounds; round++) {
     for (const mode of HOST_MODES) {
-      const wasFused = setFusedKernels(mode !== 'plain tfjs ops'), wasReuse = setReuse(mode === 'as the studio runs it');
+      const wasFused = setFusedKernels(mode !== 'plain tfjs ops'), wasReuse = setReuse(mode !== 'no bind-group or uniform reuse' && mode !== 'plain tfjs ops');
+      const wasBlocks = setFusedBlocks(mode === 'as the studio runs it' || mode === 'no bind-group or uniform reuse');
       try {
         for (let i = 0; i < block; i++) {
           const n0 = calls(), t0 = performance.now();
@@ -56,6 +59,7 @@ export async function hostSteps(where: string, model: string, c: ViTConfig, batc
       } finally {
         setFusedKernels(wasFused);
         setReuse(wasReuse);
+        setFusedBlocks(wasBlocks);
       }
     }
   }

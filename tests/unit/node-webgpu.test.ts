@@ -75,7 +75,7 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
   it('fused WGSL kernels (LayerNorm, GELU, scaled softmax, prompt slots, attention, linear layers) match the plain ops to 1e-5, forward and gradient, and leak nothing; reused bind groups change nothing', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(__dirname, 'webgpu-fused-child.ts')], { encoding: 'utf8', timeout: 120_000, env, cwd: resolve(__dirname, '../..') });
     expect(r.status, r.stderr).toBe(0);
-    const { fused, model, modelTiled, memory, reuse, parts, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    const { fused, model, modelTiled, blocks, memory, reuse, parts, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     expect(fused).toBe(true);
     // The bench's one-part dispatch of the three attention gradients computes just what the whole does.
     expect(parts).toEqual({ serial: 0, tiled: 0 });
@@ -96,6 +96,11 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     expect(model.loss).toBeLessThan(1e-5);
     expect(model.prompts).toBeLessThan(1e-5);
     expect(model.leaked).toBe(0);
+    // Each frozen block one gradient node: the tape's answer with the same kernels, and each block's two
+    // residual-gradient adds inside its LayerNorm gradients.
+    expect(blocks.loss).toBeLessThan(1e-6);
+    expect(blocks.prompts).toBeLessThan(1e-6);
+    expect(blocks.gradAdds).toBe(2 * blocks.layers);
     // ... and with every linear layer on the tiled matmul (4 forward and 4 backward a block, and the
     // patch embedding forward).
     expect(modelTiled.loss).toBeLessThan(1e-5);

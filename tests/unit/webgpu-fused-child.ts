@@ -14,6 +14,7 @@ import { parseSpec, protocolOf } from '../../src/core/tuning/registry';
 import { disposeVars, initVpt, promptHook, toVars } from '../../src/core/tuning/vpt';
 import { loadBackbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
+import { setFusedBlocks } from '../../src/core/vit/fused-block';
 import { batchedAttention, fusedAttention } from '../../src/core/vit/attention';
 import { ATTENTION_DQKV } from '../../src/core/vit/webgpu-attention';
 import { FrozenLinear, frozenLayerNorm, gelu, plainFrozenLayerNorm, plainGelu, scaledSoftmax } from '../../src/core/vit/ops';
@@ -221,6 +222,21 @@ setFusedKernels(false);
 const p = await grads();
 setFusedKernels(true);
 out.model = { loss: relErr(f.loss, p.loss), prompts: relErr(f.prompts, p.prompts), leaked: tf.memory().numTensors - before };
+// Frozen blocks as one gradient node each (src/core/vit/fused-block.ts, the default above) against the
+// same kernels on the tape, one node per op: the same answer, with the residual adds in the LayerNorm gradients.
+// Both variants of the LayerNorm gradient: SwiftShader's own (one thread a row, as `f` ran) and a GPU's.
+const blockProfile = await tf.profile(async () => { await grads(); });
+setFusedBlocks(false);
+const taped = await grads();
+setSerialKernels(false);
+const tapedTiled = await grads();
+setFusedBlocks(true);
+const tiled = await grads();
+setSerialKernels(null);
+out.blocks = {
+  loss: Math.max(relErr(f.loss, taped.loss), relErr(tiled.loss, tapedTiled.loss)), prompts: Math.max(relErr(f.prompts, taped.prompts), relErr(tiled.prompts, tapedTiled.prompts)),
+  gradAdds: blockProfile.kernels.filter((k) => k.name === 'VptLayerNormGradAdd').length, layers: bb.weights.config.numLayers,
+};
 // The same with every linear layer on our tiled matmul (d = 48: K and N are multiples of 4).
 setMatmulTiling(64);
 const tiledProfile = await tf.profile(async () => { await grads(); });

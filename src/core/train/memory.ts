@@ -47,18 +47,21 @@ export type AttentionForm = 'batched' | 'fused' | 'headwise';
  * as VPT-deep p = 10 peaks per image and scaled with a margin, so that the
  * planner errs safe.
  * - fused: webgpu's fused kernels (vit/webgpu-kernels.ts,
- *   vit/webgpu-attention.ts). 0.43 (the 32-pixel demo model) and 0.45
- *   (ViT-Ti/16 at 224), 0.39 for both with recomputation, on Dawn with
- *   SwiftShader (tensor bytes do not depend on the adapter). Before attention
- *   was fused they were 0.63-0.67 and 0.38-0.52, ViT-B/16 at 224 included (on
- *   an H200); ViT-B/16 has ViT-Ti/16's ratio of attention to token bytes
- *   (H T / d), so it should fall alike.
+ *   vit/webgpu-attention.ts) with each frozen block one gradient node
+ *   (vit/fused-block.ts), which frees a block's forward temporaries when the
+ *   block ends: 0.21 (the 32-pixel demo model) and 0.17 (ViT-Ti/16 at 224,
+ *   batch 2 to 4), 0.31 for both with recomputation, on Dawn (tensor bytes do
+ *   not depend on the adapter). With the same kernels on the tape they were
+ *   0.43 and 0.42-0.45 (0.35-0.39 recomputed); before attention was fused,
+ *   0.63-0.67 and 0.38-0.52, ViT-B/16 at 224 included (on an H200). ViT-B/16
+ *   has ViT-Ti/16's ratio of attention to token bytes (H T / d), so it
+ *   should fall alike.
  * - headwise: wasm's per-head attention (vit/attention.ts), which keeps the
  *   probabilities and builds each head's operands one image at a time. 0.52
  *   (demo model, batch 8) and 0.54 (ViT-Ti/16, batch 4); 0.56 and 0.65 with
  *   recomputation.
  */
-const SCALE = { fused: { plain: 0.5, recompute: 0.45 }, headwise: { plain: 0.6, recompute: 0.7 } };
+const SCALE = { fused: { plain: 0.25, recompute: 0.36 }, headwise: { plain: 0.6, recompute: 0.7 } };
 
 /**
  * The attention a plan should count: the fused kernels where the engine runs

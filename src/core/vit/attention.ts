@@ -38,27 +38,35 @@ export function batchedAttention(qkv: tf.Tensor2D, B: number, H: number): tf.Ten
 }
 
 /**
- * The fused WebGPU form: scores, softmax, P V forward; dP, the softmax's
- * gradient, and dQ | dK | dV in one dispatch backward. Saves the projection
- * and the probabilities, as the batched form's products do.
+ * The fused WebGPU form's forward: scores, softmax, P V. Returns the output
+ * and the probabilities, which the backward needs with the projection.
  */
+export function fusedAttentionForward(qkv: tf.Tensor2D, B: number, H: number): { out: tf.Tensor2D; p: tf.Tensor } {
+  const scale = 1 / Math.sqrt(qkv.shape[1] / 3 / H), attrs = { B, H };
+  const scores = runFused(ATTENTION_SCORES, { qkvIn: qkv }, attrs);
+  const p = runFused(SCALED_SOFTMAX, { zIn: scores }, { scale });
+  scores.dispose();
+  return { out: runFused(ATTENTION_PV, { pIn: p, qkvIn: qkv }, attrs) as tf.Tensor2D, p };
+}
+
+/** Its backward: dP, the softmax's gradient, then dQ | dK | dV in one dispatch, as [B*T, 3d]. */
+export function fusedAttentionBackward(qkv: tf.Tensor2D, p: tf.Tensor, dOut: tf.Tensor, B: number, H: number): tf.Tensor2D {
+  const scale = 1 / Math.sqrt(qkv.shape[1] / 3 / H), attrs = { B, H };
+  const dp = runFused(ATTENTION_DP, { doIn: dOut, qkvIn: qkv }, attrs);
+  const ds = runFused(SCALED_SOFTMAX_GRAD, { pIn: p, dpIn: dp }, { scale });
+  dp.dispose();
+  const dqkv = runFused(ATTENTION_DQKV, { dsIn: ds, pIn: p, qkvIn: qkv, doIn: dOut }, attrs) as tf.Tensor2D;
+  ds.dispose();
+  return dqkv;
+}
+
+/** The two as one gradient function. Saves the projection and the probabilities, as the batched form's products do. */
 function makeFused(B: number, H: number) {
   return tf.customGrad(((qkv: tf.Tensor2D, save: tf.GradSaveFunc) => {
-    const scale = 1 / Math.sqrt(qkv.shape[1] / 3 / H), attrs = { B, H };
-    const scores = runFused(ATTENTION_SCORES, { qkvIn: qkv }, attrs);
-    const p = runFused(SCALED_SOFTMAX, { zIn: scores }, { scale });
-    scores.dispose();
+    const { out, p } = fusedAttentionForward(qkv, B, H);
     save([qkv, p]);
-    const out = runFused(ATTENTION_PV, { pIn: p, qkvIn: qkv }, attrs);
     p.dispose(); // the saved copy is the engine's
-    return {
-      value: out,
-      gradFunc: (dy: tf.Tensor, [sqkv, sp]: tf.Tensor[]) => tf.tidy(() => {
-        const dp = runFused(ATTENTION_DP, { doIn: dy, qkvIn: sqkv }, attrs);
-        const ds = runFused(SCALED_SOFTMAX_GRAD, { pIn: sp, dpIn: dp }, { scale });
-        return runFused(ATTENTION_DQKV, { dsIn: ds, pIn: sp, qkvIn: sqkv, doIn: dy }, attrs);
-      }),
-    };
+    return { value: out, gradFunc: (dy: tf.Tensor, [sqkv, sp]: tf.Tensor[]) => fusedAttentionBackward(sqkv as tf.Tensor2D, sp, dy, B, H) };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (qkv: tf.Tensor2D) => tf.Tensor2D;
 }
 
@@ -152,8 +160,7 @@ let fusedAttentionOn = true;
 
 /**
  * Run attention on tfjs ops even where the other fused kernels run (the GPU
- * bench compares both; the fused products are not yet timed on a real GPU).
- * Returns the previous setting.
+ * bench compares both). Returns the previous setting.
  */
 export function setFusedAttention(on: boolean): boolean {
   const was = fusedAttentionOn;
@@ -161,9 +168,12 @@ export function setFusedAttention(on: boolean): boolean {
   return was;
 }
 
+/** Whether attention over B images of H heads runs on the fused WebGPU kernels. */
+export const fusedAttentionRuns = (B: number, H: number): boolean => fusedAttentionOn && fusedKernels() && B * H <= MAX_FUSED_HEADS;
+
 /** Attention from [B*T, 3d] to [B*T, d]: fused kernels on webgpu, per-head 2-D products where those are faster. */
 export function attention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
-  if (fusedAttentionOn && fusedKernels() && B * H <= MAX_FUSED_HEADS) return fusedAttention(qkv, B, H);
+  if (fusedAttentionRuns(B, H)) return fusedAttention(qkv, B, H);
   const T = qkv.shape[0] / B, hd = qkv.shape[1] / 3 / H;
   return headwisePays(tf.getBackend(), T, hd) ? headwiseAttention(qkv, B, H) : batchedAttention(qkv, B, H);
 }

@@ -5,8 +5,9 @@
  * tfjs tensors that no optimiser ever sees: they are never variables.
  */
 import * as tf from '@tensorflow/tfjs';
-import { attention } from './attention';
+import { attention, fusedAttentionRuns } from './attention';
 import type { ViTConfig } from './config';
+import { fusedBlock, fusedBlocksOn } from './fused-block';
 import { FrozenLinear, frozenLayerNorm, gelu, GELU_CONSTANTS, holdScalars, layerNorm } from './ops';
 import type { ViTWeights } from './weights';
 
@@ -67,6 +68,7 @@ export class FrozenViT {
   private readonly normB: tf.Tensor1D;
   private readonly owned: tf.Tensor[] = [];
   private readonly recomputing = new Map<number, (x: tf.Tensor3D) => tf.Tensor3D>();
+  private readonly fusedBlocks = new Map<number, (x: tf.Tensor3D) => tf.Tensor3D>();
 
   /** Host weights kept for protocols that start from them (Partial, Full) and for rebuilds. */
   readonly weights: ViTWeights;
@@ -118,9 +120,15 @@ export class FrozenViT {
 
   /** One pre-norm encoder block: x + MSA(LN(x)), then x + MLP(LN(x)). */
   block(x: tf.Tensor3D, i: number, t?: Tuning): tf.Tensor3D {
-    const blk = t?.block ? t.block(i, this.frozenBlock(i)) : this.frozenBlock(i);
     const { hiddenSize: d, numHeads: H, layerNormEps: eps } = this.config;
     const [B, T] = x.shape;
+    // A frozen block on webgpu's fused kernels: written out as one gradient node (fused-block.ts).
+    if (!t?.block && fusedBlocksOn() && fusedAttentionRuns(B, H)) {
+      let f = this.fusedBlocks.get(i);
+      if (!f) this.fusedBlocks.set(i, (f = fusedBlock(this.blocks[i], H, eps)));
+      return f(x);
+    }
+    const blk = t?.block ? t.block(i, this.frozenBlock(i)) : this.frozenBlock(i);
     const frozen = this.blocks[i];
     // The written-out gradient where g and b are the backbone's own (constants); the tape's where a protocol tunes them.
     const norm = (z: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) =>

@@ -180,9 +180,19 @@ export class FrozenLinear {
 
   constructor(readonly w: tf.Tensor2D, readonly b: tf.Tensor1D) {
     this.apply = tf.customGrad(((x: tf.Tensor) => ({
-      value: fusedKernels() ? fusedLinear(x, this.w, this.b) : tf.fused.matMul({ a: x as tf.Tensor2D, b: this.w, bias: this.b }),
-      gradFunc: (dy: tf.Tensor) => fusedKernels() ? fusedLinear(dy, this.transposed()) : tf.matMul(dy as tf.Tensor2D, this.transposed()),
+      value: this.forward(x),
+      gradFunc: (dy: tf.Tensor) => this.backward(dy),
     })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
+  }
+
+  /** x W + b with no gradient of its own (`apply` has one; fused-block.ts differentiates whole blocks). */
+  forward(x: tf.Tensor): tf.Tensor2D {
+    return fusedKernels() ? fusedLinear(x, this.w, this.b) : tf.fused.matMul({ a: x as tf.Tensor2D, b: this.w, bias: this.b }) as tf.Tensor2D;
+  }
+
+  /** The input gradient dy W^T. */
+  backward(dy: tf.Tensor): tf.Tensor2D {
+    return fusedKernels() ? fusedLinear(dy, this.transposed()) : tf.matMul(dy as tf.Tensor2D, this.transposed());
   }
 
   /** [out, in], made before the first backward pass only (inference never needs it). */

@@ -31,6 +31,7 @@ import { type Args, flat, type Program, run, serialKernels, type Uniform } from 
 
 export const LAYER_NORM = 'VptLayerNorm';
 export const LAYER_NORM_GRAD = 'VptLayerNormGrad';
+export const LAYER_NORM_GRAD_ADD = 'VptLayerNormGradAdd';
 export const GELU = 'VptGelu';
 export const GELU_GRAD = 'VptGeluGrad';
 export const SCALED_SOFTMAX = 'VptScaledSoftmax';
@@ -117,8 +118,11 @@ const layerNormBody = (wg: number) => `
       result[base + c] = (xIn[base + c] - mean) * r * gamma[c] + beta[c];
     }`;
 
-/** dx = r (dy g - mean(dy g) - x^ mean(dy g x^)), x^ = (x - mean) r, with mean and r recomputed from x. */
-const layerNormGradBody = (wg: number) => `
+/**
+ * dx = r (dy g - mean(dy g) - x^ mean(dy g x^)), x^ = (x - mean) r, with mean and r recomputed from x;
+ * with `add`, plus resIn: a residual stream's gradient summed in, one dispatch instead of two (fused-block.ts).
+ */
+const layerNormGradBody = (add: boolean) => (wg: number) => `
     var s = 0.0;
     for (var c = tid; c < n; c += i32(${wg})) { s += xIn[base + c]; }
     let mean = rowSum(vec2<f32>(s, 0.0), tid).x / fcols;
@@ -133,7 +137,7 @@ const layerNormGradBody = (wg: number) => `
     let m = rowSum(acc, tid) / fcols;
     for (var c = tid; c < n; c += i32(${wg})) {
       let gdy = dyIn[base + c] * gamma[c];
-      result[base + c] = (gdy - m.x - (xIn[base + c] - mean) * r * m.y) * r;
+      result[base + c] = (gdy - m.x - (xIn[base + c] - mean) * r * m.y) * r${add ? ' + resIn[base + c]' : ''};
     }`;
 
 /** softmax(scale z) per row: max, sum of exponentials, write. */
@@ -250,7 +254,8 @@ function promptKernel(name: string, names: string[], code: string, out: 'tokens'
 
 const KERNELS: [string, (a: Args) => tf.TensorInfo][] = [
   [LAYER_NORM, rowKernel(LAYER_NORM, ['xIn', 'gamma', 'beta'], 'f32', layerNormBody, 'xIn')],
-  [LAYER_NORM_GRAD, rowKernel(LAYER_NORM_GRAD, ['xIn', 'gamma', 'dyIn'], 'vec2<f32>', layerNormGradBody, 'xIn')],
+  [LAYER_NORM_GRAD, rowKernel(LAYER_NORM_GRAD, ['xIn', 'gamma', 'dyIn'], 'vec2<f32>', layerNormGradBody(false), 'xIn')],
+  [LAYER_NORM_GRAD_ADD, rowKernel(LAYER_NORM_GRAD_ADD, ['xIn', 'gamma', 'dyIn', 'resIn'], 'vec2<f32>', layerNormGradBody(true), 'xIn')],
   [SCALED_SOFTMAX, rowKernel(SCALED_SOFTMAX, ['zIn'], 'f32', softmaxBody, 'zIn')],
   [SCALED_SOFTMAX_GRAD, rowKernel(SCALED_SOFTMAX_GRAD, ['pIn', 'dpIn'], 'f32', softmaxGradBody, 'pIn')],
   // x Phi(x); dy (Phi(x) + x phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
