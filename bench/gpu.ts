@@ -5,8 +5,9 @@
 // memory tfjs's buffer pool holds; a by-kernel profile (timestamp queries); and the same steps in
 // PyTorch on CUDA (float32, TF32 off) when a python3 with torch sees a GPU. BENCH_OUT=FILE also
 // writes the JSON after every row, so a run cut short keeps what it measured. `--attention`: only the fused
-// attention: each product alone against tfjs's batched matmul (bench/attention-gpu.ts), then steps against
-// attention on tfjs's ops, alternated, on four configurations, and the two profiles (a few minutes).
+// attention: each product alone against tfjs's batched matmul (bench/attention-gpu.ts), then steps as the
+// studio runs them, with the blocks on the tape and with attention on tfjs's ops, alternated, on four
+// configurations, and the two profiles (a few minutes).
 // `--matmul`: only the linear layers' products, our tiled kernel (src/core/vit/webgpu-matmul.ts, both
 // tiles) against tfjs's on the shapes of a step, then whole steps with it and without, alternated.
 import { spawnSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import { describeBackend, useBackend } from '../src/cli/backend';
 import { choosePasses } from '../src/core/train/memory';
 import { PRESETS, type ViTConfig } from '../src/core/vit/config';
 import { setFusedAttention } from '../src/core/vit/attention';
+import { setFusedBlocks } from '../src/core/vit/fused-block';
 import { fusedKernels, runFused, setFusedKernels } from '../src/core/vit/webgpu-kernels';
 import { setReuse } from '../src/core/vit/webgpu-reuse';
 import { MATMUL, matmulTiling, setMatmulTiling } from '../src/core/vit/webgpu-matmul';
@@ -29,10 +31,10 @@ interface GpuRow extends BenchResult {
   torch?: { stepMs: number; forwardMs: number; matmulGflops: number; peakBytes?: number } | null;
 }
 
-type Mode = 'fused' | 'plain' | 'tfjs attention' | 'no reuse' | 'tfjs matmul';
+type Mode = 'fused' | 'plain' | 'tfjs attention' | 'no reuse' | 'tfjs matmul' | 'blocks on the tape';
 const MODE_NOTES: Record<Exclude<Mode, 'fused'>, string> = {
-  plain: 'plain tfjs ops, no fused kernels', 'tfjs attention': 'fused kernels, attention on tfjs ops', 'no reuse': 'no bind-group or uniform reuse',
-  'tfjs matmul': 'fused kernels, linear layers on tfjs matmul',
+  plain: 'plain tfjs ops, no fused kernels', 'tfjs attention': 'fused kernels on the tape, attention on tfjs ops', 'no reuse': 'no bind-group or uniform reuse',
+  'tfjs matmul': 'fused kernels, linear layers on tfjs matmul', 'blocks on the tape': 'fused kernels, each op of a block a tape node',
 };
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
@@ -69,7 +71,7 @@ export async function runGpuBench(): Promise<void> {
     const plain = mode === 'plain';
     if (mode !== 'fused') note = MODE_NOTES[mode];
     const was = setFusedKernels(!plain), wasAttention = setFusedAttention(mode !== 'tfjs attention'), wasReuse = setReuse(mode !== 'no reuse');
-    const wasTiling = setMatmulTiling(mode === 'tfjs matmul' ? 'off' : 'auto');
+    const wasTiling = setMatmulTiling(mode === 'tfjs matmul' ? 'off' : 'auto'), wasBlocks = setFusedBlocks(mode !== 'blocks on the tape');
     try {
       const r = await runCase({ config: c, ...bc });
       const pool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
@@ -89,6 +91,7 @@ export async function runGpuBench(): Promise<void> {
       setFusedAttention(wasAttention);
       setReuse(wasReuse);
       setMatmulTiling(wasTiling);
+      setFusedBlocks(wasBlocks);
     }
     save();
   };
@@ -131,17 +134,17 @@ export async function runGpuBench(): Promise<void> {
     log(formatAttentionKernels(attention));
     for (let round = 0; round < 2; round++) {
       for (const [model, c, batch] of [['ViT-Ti/16', ti, 8], ['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 8], ['ViT-B/16', vitB, 32]] as [string, ViTConfig, number][]) {
-        for (const mode of ['fused', 'tfjs attention'] as const) await run(model, c, { prompts: 10, batch, steps }, undefined, mode);
+        for (const mode of ['fused', 'blocks on the tape', 'tfjs attention'] as const) await run(model, c, { prompts: 10, batch, steps }, undefined, mode);
       }
     }
   } else {
     // What is least often measured first, so a run cut short by its time limit still has it: the small
     // step against its modes, the 2 GiB plan's pass, then ViT-B/16 against its modes, then the sweeps.
-    for (const mode of ['fused', 'no reuse', 'tfjs attention', 'plain'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, undefined, mode);
+    for (const mode of ['fused', 'blocks on the tape', 'no reuse', 'tfjs attention', 'plain'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, undefined, mode);
     // The plan the CLI and the studio make on this engine (the fused kernels' smaller footprint included).
     const plan = choosePasses(vitB, 10, 64, undefined, undefined, fusedKernels() ? 'fused' : 'batched');
     await run('ViT-B/16', vitB, { prompts: 10, batch: plan.microBatch, steps: 1, recompute: plan.recompute, once: true }, `one pass of the 2 GiB batch-64 plan (${Math.ceil(64 / plan.microBatch)} passes)`);
-    for (const batch of [8, 32]) for (const mode of ['fused', 'no reuse', 'tfjs attention', 'plain'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
+    for (const batch of [8, 32]) for (const mode of ['fused', 'blocks on the tape', 'no reuse', 'tfjs attention', 'plain'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
     for (const p of [1, 50]) await run('ViT-Ti/16', ti, { prompts: p, batch: 8, steps });
     for (const batch of [32, 64, 128]) await run('ViT-Ti/16', ti, { prompts: 10, batch, steps });
     for (const mode of ['plain', 'tfjs attention'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps }, undefined, mode);
