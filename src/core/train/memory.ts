@@ -48,8 +48,8 @@ export type AttentionForm = 'batched' | 'fused' | 'headwise';
  * planner errs safe.
  * - fused: webgpu's fused kernels (vit/webgpu-kernels.ts,
  *   vit/webgpu-attention.ts) with each frozen block one gradient node
- *   (vit/fused-block.ts), which frees a block's forward temporaries when the
- *   block ends: 0.21 (the 32-pixel demo model) and 0.17 (ViT-Ti/16 at 224,
+ *   (vit/fused-block.ts), which frees each gradient inside a block once it
+ *   is used: 0.21 (the 32-pixel demo model) and 0.17 (ViT-Ti/16 at 224,
  *   batch 2 to 4), 0.31 for both with recomputation, on Dawn (tensor bytes do
  *   not depend on the adapter). With the same kernels on the tape they were
  *   0.43 and 0.42-0.45 (0.35-0.39 recomputed); before attention was fused,

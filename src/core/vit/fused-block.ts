@@ -12,10 +12,12 @@
  *   kernels (VptLayerNormGradAdd): 22 dispatches a block instead of 24;
  * - the tape records one node a block instead of about ten, and tfjs's
  *   engine costs host time per node, which small steps on a GPU wait on;
- * - each block's forward temporaries (the norms' outputs, attention's
- *   output, the MLP's activation and output) are freed when the block ends.
- *   On the tape they live until the whole backward pass is done, because
- *   tfjs's gradients run forward and backward in one tidy.
+ * - each gradient inside the block (the MLP's, attention's, the norms') is
+ *   freed as soon as it is used. On the tape they live until the whole
+ *   backward pass is done: tfjs's gradients run in one tidy. That is most of
+ *   the tape's peak: 85 -> 34 MB per image for ViT-Ti/16 (a tidy around each
+ *   block's forward, tried too, freed nothing: what the forward leaves is
+ *   what the gradients save).
  * It saves what the tape saved: the block's input, the qkv projection, the
  * attention probabilities, x1 and fc1's output.
  */
