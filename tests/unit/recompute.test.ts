@@ -54,7 +54,10 @@ describe('activation recomputation', () => {
     const re = await run(true);
     expect(re.loss).toBe(plain.loss);
     for (const [k, g] of plain.grads) expect(Array.from(re.grads.get(k)!), k).toEqual(Array.from(g));
-    expect(re.peak).toBeLessThan(plain.peak * 0.6);
+    // Against the tape, recomputation took over 40% off this peak; blocks written out as one gradient
+    // node (src/core/vit/fused-block.ts) already free each block's gradients as they go, so it saves
+    // less now: 31-36% here.
+    expect(re.peak).toBeLessThan(plain.peak * 0.8);
   });
 
   it('a training run with recomputation equals one without; precompilation runs once and changes nothing', async () => {

@@ -57,11 +57,12 @@ export type AttentionForm = 'batched' | 'fused' | 'headwise';
  *   has ViT-Ti/16's ratio of attention to token bytes (H T / d), so it
  *   should fall alike.
  * - headwise: wasm's per-head attention (vit/attention.ts), which keeps the
- *   probabilities and builds each head's operands one image at a time. 0.52
- *   (demo model, batch 8) and 0.54 (ViT-Ti/16, batch 4); 0.56 and 0.65 with
- *   recomputation.
+ *   probabilities and builds each head's operands one image at a time, with
+ *   each frozen block one gradient node (vit/fused-block.ts): 0.33 (demo
+ *   model, batch 8) and 0.27 (ViT-Ti/16, batch 2 and 4); 0.56 and 0.65 with
+ *   recomputation. On the tape, one node per op, they were 0.52 and 0.54.
  */
-const SCALE = { fused: { plain: 0.25, recompute: 0.36 }, headwise: { plain: 0.6, recompute: 0.7 } };
+const SCALE = { fused: { plain: 0.25, recompute: 0.36 }, headwise: { plain: 0.4, recompute: 0.7 } };
 
 /**
  * The attention a plan should count: the fused kernels where the engine runs

@@ -87,8 +87,8 @@ function perShape(make: (B: number, H: number) => (qkv: tf.Tensor2D) => tf.Tenso
 export const fusedAttention: Attention = perShape(makeFused);
 
 /**
- * The per-head form's gradient function for one (B, H) shape (perShape
- * caches it). Each image's operands come out of the [B*T, 3d] projection in
+ * The per-head form (what wasm runs where it pays), forward: the output and
+ * every (image, head)'s probabilities, which the backward needs. Each image's operands come out of the [B*T, 3d] projection in
  * one kernel (wasm-attention.ts), already in the layout each product needs,
  * so that no product takes a transposed operand and tfjs transposes nothing:
  * forward, s = q (k^T scale), out = p v; backward, dp = g v^T,
@@ -99,56 +99,66 @@ export const fusedAttention: Attention = perShape(makeFused);
  * for a [207, 64] operand and 245 us for a [207, 207] one here, more than
  * transposing the [207, 207] one in JavaScript (about 70 us).
  */
+export function headwiseForward(qkv: tf.Tensor2D, B: number, H: number): { out: tf.Tensor2D; probs: tf.Tensor2D[] } {
+  const [BT, d3] = qkv.shape, T = BT / B, d = d3 / 3, hd = d / H, scale = 1 / Math.sqrt(hd);
+  const probs: tf.Tensor2D[] = [], outs: tf.Tensor2D[] = [], places: Place[] = [];
+  for (let b = 0; b < B; b++) {
+    // Per head: q, k^T scaled (the transposing copy multiplies anyway; q stays a plain memory copy), v.
+    const ops = headBlocksOf(qkv, b * T, T, Array.from({ length: H }, (_, h): Block[] => [
+      { col: h * hd, width: hd, transposed: false },
+      { col: d + h * hd, width: hd, transposed: true, scale },
+      { col: 2 * d + h * hd, width: hd, transposed: false },
+    ]).flat());
+    for (let h = 0; h < H; h++) {
+      const p = tf.tidy(() => tf.softmax(tf.matMul(ops[3 * h], ops[3 * h + 1])) as tf.Tensor2D);
+      probs.push(p);
+      outs.push(tf.matMul(p, ops[3 * h + 2]));
+      places.push({ row: b * T, col: h * hd, transposed: false });
+    }
+    tf.dispose(ops);
+  }
+  const out = placeBlocksOf(outs, places, [BT, d]);
+  tf.dispose(outs);
+  return { out, probs };
+}
+
+/** Its backward: dQ | dK | dV as [B*T, 3d], from the projection, every (image, head)'s probabilities and the output's gradient. */
+export function headwiseBackward(qkv: tf.Tensor2D, probs: tf.Tensor[], dy: tf.Tensor, B: number, H: number): tf.Tensor2D {
+  const [BT, d3] = qkv.shape, T = BT / B, d = d3 / 3, hd = d / H, scale = 1 / Math.sqrt(hd);
+  const blocks: tf.Tensor2D[] = [], to: Place[] = [];
+  for (let b = 0; b < B; b++) {
+    blocks.push(...tf.tidy(() => {
+      const ops = headBlocksOf(qkv, b * T, T, Array.from({ length: H }, (_, h): Block[] => [
+        { col: h * hd, width: hd, transposed: false }, // q
+        { col: d + h * hd, width: hd, transposed: false }, // k
+        { col: 2 * d + h * hd, width: hd, transposed: true }, // v^T
+      ]).flat());
+      const gs = headBlocksOf(dy as tf.Tensor2D, b * T, T, Array.from({ length: H }, (_, h): Block => ({ col: h * hd, width: hd, transposed: false })));
+      const out: tf.Tensor2D[] = [];
+      for (let h = 0; h < H; h++) {
+        const [q, k, vT] = ops.slice(3 * h, 3 * h + 3), g = gs[h], p = probs[b * H + h] as tf.Tensor2D;
+        const [ds, dsT] = softmaxGradOf(p, tf.matMul(g, vT), scale, true); // d(scores) times scale, and its transpose
+        const [pT] = headBlocksOf(p, 0, T, [{ col: 0, width: T, transposed: true }]);
+        out.push(tf.matMul(ds, k), tf.matMul(dsT, q), tf.matMul(pT, g)); // dq, dk, dv
+        for (let j = 0; j < 3; j++) to.push({ row: b * T, col: j * d + h * hd, transposed: false });
+      }
+      return out;
+    }));
+  }
+  const g = placeBlocksOf(blocks, to, [BT, d3]);
+  tf.dispose(blocks);
+  return g;
+}
+
+/** The two as one gradient function (perShape caches one per shape). */
 function makeHeadwise(B: number, H: number) {
   return tf.customGrad(((qkv: tf.Tensor2D, save: tf.GradSaveFunc) => {
-    const [BT, d3] = qkv.shape, T = BT / B, d = d3 / 3, hd = d / H, scale = 1 / Math.sqrt(hd);
-    const probs: tf.Tensor2D[] = [], outs: tf.Tensor2D[] = [], places: Place[] = [];
-    for (let b = 0; b < B; b++) {
-      // Per head: q, k^T scaled (the transposing copy multiplies anyway; q stays a plain memory copy), v.
-      const ops = headBlocksOf(qkv, b * T, T, Array.from({ length: H }, (_, h): Block[] => [
-        { col: h * hd, width: hd, transposed: false },
-        { col: d + h * hd, width: hd, transposed: true, scale },
-        { col: 2 * d + h * hd, width: hd, transposed: false },
-      ]).flat());
-      for (let h = 0; h < H; h++) {
-        const p = tf.tidy(() => tf.softmax(tf.matMul(ops[3 * h], ops[3 * h + 1])) as tf.Tensor2D);
-        probs.push(p);
-        outs.push(tf.matMul(p, ops[3 * h + 2]));
-        places.push({ row: b * T, col: h * hd, transposed: false });
-      }
-      tf.dispose(ops);
-    }
+    const { out, probs } = headwiseForward(qkv, B, H);
     save([qkv, ...probs]);
-    const out = placeBlocksOf(outs, places, [BT, d]);
-    tf.dispose([...outs, ...probs]); // saved copies are kept by the engine
+    tf.dispose(probs); // saved copies are kept by the engine
     return {
       value: out,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sqkv, ...sp] = saved as tf.Tensor2D[];
-        const blocks: tf.Tensor2D[] = [], to: Place[] = [];
-        for (let b = 0; b < B; b++) {
-          blocks.push(...tf.tidy(() => {
-            const ops = headBlocksOf(sqkv, b * T, T, Array.from({ length: H }, (_, h): Block[] => [
-              { col: h * hd, width: hd, transposed: false }, // q
-              { col: d + h * hd, width: hd, transposed: false }, // k
-              { col: 2 * d + h * hd, width: hd, transposed: true }, // v^T
-            ]).flat());
-            const gs = headBlocksOf(dy as tf.Tensor2D, b * T, T, Array.from({ length: H }, (_, h): Block => ({ col: h * hd, width: hd, transposed: false })));
-            const out: tf.Tensor2D[] = [];
-            for (let h = 0; h < H; h++) {
-              const [q, k, vT] = ops.slice(3 * h, 3 * h + 3), g = gs[h], p = sp[b * H + h];
-              const [ds, dsT] = softmaxGradOf(p, tf.matMul(g, vT), scale, true); // d(scores) times scale, and its transpose
-              const [pT] = headBlocksOf(p, 0, T, [{ col: 0, width: T, transposed: true }]);
-              out.push(tf.matMul(ds, k), tf.matMul(dsT, q), tf.matMul(pT, g)); // dq, dk, dv
-              for (let j = 0; j < 3; j++) to.push({ row: b * T, col: j * d + h * hd, transposed: false });
-            }
-            return out;
-          }));
-        }
-        const g = placeBlocksOf(blocks, to, [BT, d3]);
-        tf.dispose(blocks);
-        return g;
-      },
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => headwiseBackward(saved[0] as tf.Tensor2D, saved.slice(1), dy, B, H),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (qkv: tf.Tensor2D) => tf.Tensor2D;
 }

@@ -5,9 +5,9 @@
  * tfjs tensors that no optimiser ever sees: they are never variables.
  */
 import * as tf from '@tensorflow/tfjs';
-import { attention, fusedAttentionRuns } from './attention';
+import { attention } from './attention';
 import type { ViTConfig } from './config';
-import { fusedBlock, fusedBlocksOn } from './fused-block';
+import { blockParts, fusedBlock } from './fused-block';
 import { FrozenLinear, frozenLayerNorm, gelu, GELU_CONSTANTS, holdScalars, layerNorm } from './ops';
 import type { ViTWeights } from './weights';
 
@@ -68,7 +68,7 @@ export class FrozenViT {
   private readonly normB: tf.Tensor1D;
   private readonly owned: tf.Tensor[] = [];
   private readonly recomputing = new Map<number, (x: tf.Tensor3D) => tf.Tensor3D>();
-  private readonly fusedBlocks = new Map<number, (x: tf.Tensor3D) => tf.Tensor3D>();
+  private readonly fusedBlocks = new Map<string, (x: tf.Tensor3D) => tf.Tensor3D>();
 
   /** Host weights kept for protocols that start from them (Partial, Full) and for rebuilds. */
   readonly weights: ViTWeights;
@@ -122,10 +122,12 @@ export class FrozenViT {
   block(x: tf.Tensor3D, i: number, t?: Tuning): tf.Tensor3D {
     const { hiddenSize: d, numHeads: H, layerNormEps: eps } = this.config;
     const [B, T] = x.shape;
-    // A frozen block on webgpu's fused kernels: written out as one gradient node (fused-block.ts).
-    if (!t?.block && fusedBlocksOn() && fusedAttentionRuns(B, H)) {
-      let f = this.fusedBlocks.get(i);
-      if (!f) this.fusedBlocks.set(i, (f = fusedBlock(this.blocks[i], H, eps)));
+    // A frozen block written out as one gradient node where its parts allow (fused-block.ts).
+    const parts = t?.block ? null : blockParts(B, T, H, d / H);
+    if (parts) {
+      const key = `${parts.name} ${i}`;
+      let f = this.fusedBlocks.get(key);
+      if (!f) this.fusedBlocks.set(key, (f = fusedBlock(this.blocks[i], H, eps, parts)));
       return f(x);
     }
     const blk = t?.block ? t.block(i, this.frozenBlock(i)) : this.frozenBlock(i);

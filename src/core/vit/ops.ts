@@ -87,24 +87,53 @@ const fusedFrozenLayerNorm = (x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps:
   (xx) => runFused(LAYER_NORM, { xIn: xx, gamma: g, beta: b }, { eps }),
   (sx, dy) => runFused(LAYER_NORM_GRAD, { xIn: sx, gamma: g, dyIn: dy }, { eps }), 'input');
 
+/**
+ * frozenLayerNorm in tfjs ops, forward: y, and the normalised x^ and 1/std r
+ * its gradient needs. plainFrozenLayerNorm and written-out blocks
+ * (fused-block.ts) call it.
+ */
+export function plainLayerNormForward(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): { y: tf.Tensor; xh: tf.Tensor; r: tf.Tensor } {
+  const xc = tf.sub(x, tf.mean(x, -1, true));
+  const r = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), constant(eps)));
+  const xh = tf.mul(xc, r);
+  return { y: tf.add(tf.mul(xh, g), b), xh, r };
+}
+
+/** Its input gradient, in a tidy (as GELU's below): the temporaries go when the gradient is made. */
+export const plainLayerNormBackward = (g: tf.Tensor1D, xh: tf.Tensor, r: tf.Tensor, dy: tf.Tensor): tf.Tensor => tf.tidy(() => {
+  const gx = tf.mul(dy, g);
+  return tf.mul(tf.sub(tf.sub(gx, tf.mean(gx, -1, true)), tf.mul(xh, tf.mean(tf.mul(gx, xh), -1, true))), r);
+});
+
 /** frozenLayerNorm in tfjs ops: every backend but webgpu, and the reference the fused kernels are tested against. */
 export function plainFrozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
   const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
-    const xc = tf.sub(xx, tf.mean(xx, -1, true));
-    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), constant(eps)));
-    const xh = tf.mul(xc, r);
+    const { y, xh, r } = plainLayerNormForward(xx, g, b, eps);
     save([xh, r]);
-    return {
-      value: tf.add(tf.mul(xh, g), b),
-      // In a tidy, as GELU's below: the temporaries go when the gradient is made.
-      gradFunc: (dy: tf.Tensor, [sxh, sr]: tf.Tensor[]) => tf.tidy(() => {
-        const gx = tf.mul(dy, g);
-        return tf.mul(tf.sub(tf.sub(gx, tf.mean(gx, -1, true)), tf.mul(sxh, tf.mean(tf.mul(gx, sxh), -1, true))), sr);
-      }),
-    };
+    return { value: y, gradFunc: (dy: tf.Tensor, [sxh, sr]: tf.Tensor[]) => plainLayerNormBackward(g, sxh, sr, dy) };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x) as tf.Tensor;
 }
+
+/** Exact GELU's forward in tfjs ops: x Phi(x), and Phi(x) for the gradient. */
+export function plainGeluForward(x: tf.Tensor): { y: tf.Tensor; cdf: tf.Tensor } {
+  const cdf = tf.add(tf.mul(tf.erf(tf.mul(x, constant(Math.SQRT1_2))), constant(0.5)), constant(0.5)); // Phi(x)
+  return { y: tf.mul(x, cdf), cdf };
+}
+
+/**
+ * Its gradient, dy (Phi(x) + x phi(x)), in a tidy: the engine calls a custom gradient outside its
+ * per-node tidy, so its temporaries (six [B*T, mlp] tensors here) would otherwise live until the
+ * whole backward pass ends.
+ */
+export const plainGeluBackward = (x: tf.Tensor, cdf: tf.Tensor, dy: tf.Tensor): tf.Tensor => tf.tidy(() => {
+  const a = tf.mul(tf.square(x), constant(-0.5));
+  // sqrt(2 pi) phi(x) = exp(-x^2 / 2). tfjs-wasm's Exp is a scalar loop (20 ms on [1656, 768],
+  // 7% of a ViT-Ti step); its Elu is XNNPACK's vectorised, threaded kernel (6 ms), and for
+  // a <= 0, exp(a) = elu(a) + 1, within 1e-7 of exp (tests/unit/kernels.test.ts).
+  const pdf = tf.getBackend() === 'wasm' ? tf.add(tf.elu(a), constant(1)) : tf.exp(a);
+  return tf.mul(dy, tf.add(cdf, tf.mul(tf.mul(x, constant(1 / Math.sqrt(2 * Math.PI))), pdf)));
+});
 
 /**
  * Exact (erf) GELU, as the official ViT-pytorch code's `ACT2FN['gelu']`:
@@ -112,21 +141,9 @@ export function plainFrozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1
  * version differentiates erf through five more full-size kernels and copies.
  */
 export const plainGelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
-  const cdf = tf.add(tf.mul(tf.erf(tf.mul(x, constant(Math.SQRT1_2))), constant(0.5)), constant(0.5)); // Phi(x)
+  const { y, cdf } = plainGeluForward(x);
   save([x, cdf]);
-  return {
-    value: tf.mul(x, cdf),
-    // In a tidy: the engine calls a custom gradient outside its per-node tidy, so its temporaries
-    // (six [B*T, mlp] tensors here) would otherwise live until the whole backward pass ends.
-    gradFunc: (dy: tf.Tensor, [sx, scdf]: tf.Tensor[]) => tf.tidy(() => {
-      const a = tf.mul(tf.square(sx), constant(-0.5));
-      // sqrt(2 pi) phi(x) = exp(-x^2 / 2). tfjs-wasm's Exp is a scalar loop (20 ms on [1656, 768],
-      // 7% of a ViT-Ti step); its Elu is XNNPACK's vectorised, threaded kernel (6 ms), and for
-      // a <= 0, exp(a) = elu(a) + 1, within 1e-7 of exp (tests/unit/kernels.test.ts).
-      const pdf = tf.getBackend() === 'wasm' ? tf.add(tf.elu(a), constant(1)) : tf.exp(a);
-      return tf.mul(dy, tf.add(scdf, tf.mul(tf.mul(sx, constant(1 / Math.sqrt(2 * Math.PI))), pdf)));
-    }),
-  };
+  return { value: y, gradFunc: (dy: tf.Tensor, [sx, scdf]: tf.Tensor[]) => plainGeluBackward(sx, scdf, dy) };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
 
 /** GELU fused; the backward kernel recomputes Phi(x) from x. */
