@@ -88,8 +88,9 @@ export const fusedAttention: Attention = perShape(makeFused);
 
 /**
  * The per-head form (what wasm runs where it pays), forward: the output and
- * every (image, head)'s probabilities, which the backward needs. Each image's operands come out of the [B*T, 3d] projection in
- * one kernel (wasm-attention.ts), already in the layout each product needs,
+ * every (image, head)'s probabilities, which the backward needs. Each
+ * image's operands come out of the [B*T, 3d] projection in one kernel
+ * (wasm-attention.ts), already in the layout each product needs,
  * so that no product takes a transposed operand and tfjs transposes nothing:
  * forward, s = q (k^T scale), out = p v; backward, dp = g v^T,
  * ds' = scale * softmax'(p, dp) (with its transpose), dq = ds' k,
