@@ -97,13 +97,14 @@ export function fusedBlock(w: FrozenBlockWeights, H: number, eps: number, parts:
     const n2 = parts.norm(x1, w.ln2g, w.ln2b, eps);
     const gl = parts.gelu(w.fc1.forward(n2.y));
     const y = tf.add(x1, w.fc2.forward(gl.y));
-    const counts = [n1.saved.length, att.saved.length, n2.saved.length];
-    save([...n1.saved, ...att.saved, ...n2.saved, ...gl.saved]);
+    const halves = [n1, att, n2, gl], sizes = halves.map((x) => x.saved.length);
+    save(halves.flatMap((x) => x.saved));
     return {
       value: tf.reshape(y, [B, T, d]),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-        const s1 = saved.slice(0, counts[0]), sa = saved.slice(counts[0], counts[0] + counts[1]);
-        const s2 = saved.slice(counts[0] + counts[1], counts[0] + counts[1] + counts[2]), sg = saved.slice(counts[0] + counts[1] + counts[2]);
+        // Each part's saved tensors back, in the order they were saved.
+        let at = 0;
+        const [s1, sa, s2, sg] = sizes.map((n) => saved.slice(at, (at += n)));
         // Each gradient is freed once used: the peak stays one block's gradients.
         const dys = tf.reshape(dy, [B * T, d]);
         const dg = w.fc2.backward(dys);
