@@ -6,6 +6,7 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { installWasmKernels } from '../src/core/vit/wasm-kernels';
+import { simdSummary, startWasmSimd } from '../src/core/vit/wasm-simd';
 import { registerWasmThreads } from '../src/worker/wasm-threads-web';
 import { installWebgpuKernels } from '../src/core/vit/webgpu-kernels';
 import { installReuse } from '../src/core/vit/webgpu-reuse';
@@ -29,6 +30,7 @@ async function start(backend: 'webgpu' | 'webgl' | 'wasm') {
   if (!(await tf.setBackend(backend))) throw new Error(`${backend} backend did not start`);
   await tf.ready();
   if (backend === 'webgpu') installReuse(tf.backend());
+  if (backend === 'wasm') await startWasmSimd(); // as the studio's engine does (worker/backend-chain.ts)
 }
 
 /** The WebGPU adapter's vendor and architecture, e.g. `google swiftshader`. */
@@ -51,7 +53,9 @@ export async function benchIn(backend: 'webgpu' | 'webgl' | 'wasm', bc: BenchCas
     const ext = gl?.getExtension('WEBGL_debug_renderer_info');
     adapter = ext ? String(gl!.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : 'webgl2';
   }
-  return { adapter, result: await runCase(bc) };
+  const result = await runCase(bc);
+  const simd = backend === 'wasm' ? simdSummary() : null;
+  return { adapter: simd ? `${adapter}; ${simd}` : adapter, result };
 }
 
 /** benchIn in a dedicated worker, as the studio runs its engine (bench/browser-worker.ts). */

@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [-- --cpu] [-- --no-browser] [-- --quick] [-- --soak] [-- --gpu] [-- --host]`: training-step speed
+// `npm run bench [-- --json] [-- --cpu] [-- --no-browser] [-- --quick] [-- --soak] [-- --gpu] [-- --host] [-- --simd]`: training-step speed
 // and memory of VPT-deep on Node's backends (wasm on every core and on one; ViT-Ti/16 at 224, p = 1, 10, 50;
 // with and without activation recomputation), ViT-B/16 memory accounting, the
 // browser's webgpu and webgl through Playwright, decode-and-resize throughput, and the same
@@ -7,7 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { describeBackend, useBackend } from '../src/cli/backend';
-import { activationBytesPerImage, choosePasses } from '../src/core/train/memory';
+import { activationBytesPerImage, attentionForm, choosePasses, DEFAULT_STEP_BUDGET } from '../src/core/train/memory';
+import { simdSummary, wasmSimdKernels } from '../src/core/vit/wasm-simd';
 import { PRESETS } from '../src/core/vit/config';
 import { runBrowser, soakBrowser } from './browser';
 import { runSoak, soakSummary } from './soak';
@@ -39,6 +40,15 @@ if (args.has('--host')) {
   process.exit(0);
 }
 
+// `--simd`: only wasm's SIMD kernels against tfjs's ops, alternated in one process (bench/simd.ts).
+if (args.has('--simd')) {
+  const { simdSteps, formatSimd } = await import('./simd');
+  const r = await simdSteps();
+  if (args.has('--json')) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+  else console.log(formatSimd(r));
+  process.exit(0);
+}
+
 // `--soak`: only the 500-step soak, on wasm and in the browser on webgpu.
 if (args.has('--soak')) {
   await useBackend('wasm');
@@ -56,7 +66,8 @@ const rows: Row[] = [];
 
 async function run(model: string, bc: BenchCase) {
   const r = await runCase(bc);
-  const backend = describeBackend();
+  const simd = simdSummary();
+  const backend = simd ? `${describeBackend()}, ${simd}` : describeBackend();
   rows.push({ backend, model, prompts: bc.prompts, batch: bc.batch, recompute: !!bc.recompute, ...r, ...(bc.embedded ? { note: 'from cached patch embeddings' } : {}) });
   log(`${backend} ${model} p=${bc.prompts} batch ${bc.batch}${bc.recompute ? ' recompute' : ''}${bc.embedded ? ' embedded' : ''}: ${r.stepMs.toFixed(0)} ms/step, peak ${((r.peakBytes ?? 0) / 2 ** 20).toFixed(0)} MB`);
 }
@@ -101,7 +112,10 @@ if (!args.has('--no-browser')) {
 // ViT-B/16 VPT-deep p=10 batch 64 within a 2 GiB budget for the whole step: the plan the studio
 // makes, one of its passes measured (tf.profile peak, backbone included), and the per-image
 // activation growth from the batch-2 rows.
-const plan = choosePasses(vitB, 10, 64, undefined);
+// wasm's SIMD kernels keep less than the batched ops: the planner counts the form wasm runs here.
+await useBackend('wasm');
+const form = attentionForm(vitB, 10, 'vpt-deep', { backend: 'wasm', simd: wasmSimdKernels() });
+const plan = choosePasses(vitB, 10, 64, undefined, DEFAULT_STEP_BUDGET, form);
 let planPass: Row | null = null;
 if (!quick && !args.has('--no-plan')) {
   await useBackend('wasm');
@@ -113,7 +127,7 @@ const b2 = rows.filter((r) => r.model === 'ViT-B/16' && r.batch === 2);
 const backboneBytes = 4 * 86_000_000 * 2; // weights + pre-transposed copies for backward
 const perImage = (re: boolean) => { const r = b2.find((x) => x.recompute === re); return r?.peakBytes ? (r.peakBytes - backboneBytes) / 2 : null; };
 const vitb64 = {
-  plan, estimatePerImageBytes: { plain: activationBytesPerImage(vitB, 10), recompute: activationBytesPerImage(vitB, 10, true) },
+  plan, estimatePerImageBytes: { plain: activationBytesPerImage(vitB, 10, false, form), recompute: activationBytesPerImage(vitB, 10, true, form) },
   measuredPerImageBytes: { plain: perImage(false), recompute: perImage(true) },
   peakPerPassBytes: perImage(plan.recompute) === null ? null : plan.microBatch * perImage(plan.recompute)!,
   measuredStepPeakBytes: planPass?.peakBytes ?? null,

@@ -24,6 +24,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { setSimdHelpers, type SpawnHelper } from '../core/vit/wasm-simd-pool';
 import { addTfjsBridge, MAX_WASM_THREADS, type ThreadedFactory as Factory, type ThreadedModule } from '../core/wasm-bridge';
 
 export { MAX_WASM_THREADS };
@@ -98,6 +100,8 @@ export function setWasmThreads(threads: number): void {
     throw new Error(`threads must be a whole number from 1 to ${MAX_WASM_THREADS}, got ${threads}`);
   }
   if (registered === threads) return;
+  // Our SIMD kernels split their work with threads - 1 helpers of their own (wasm-simd-pool.ts).
+  setSimdHelpers(threads - 1, spawnHelper);
   stockFactory ??= tf.findBackendFactory('wasm');
   tf.removeBackend('wasm');
   registered = threads;
@@ -117,6 +121,14 @@ export function setWasmThreads(threads: number): void {
 }
 
 /** The threads XNNPACK really uses on the current wasm backend (1 for the single-threaded build). */
+/** A SIMD helper on a worker thread, unref'd so that a finished CLI exits while it sleeps. */
+export const spawnHelper: SpawnHelper = (source, message) => {
+  const w = new Worker(source, { eval: true });
+  w.unref();
+  w.postMessage(message);
+  return { terminate: () => void w.terminate() };
+};
+
 export function wasmThreads(): number {
   const b = tf.engine().backend as unknown as { wasm?: ThreadedModule };
   return b.wasm?.tfjs?.getThreadsCount() ?? 1;

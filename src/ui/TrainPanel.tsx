@@ -34,8 +34,8 @@ export function TrainPanel() {
   const proto = protocolOf(c.protocol.name);
   const prompts = promptTokens(c.protocol);
   const params = bb ? plannedParams(proto, bb.config, c.protocol.n, Math.max(2, classes)) : 0;
-  // The engine worker runs webgpu's fused kernels, or wasm's per-head attention, which keep less (attentionForm).
-  const engine = { backend: engineInfo?.backend, fused: engineInfo?.backend === 'webgpu' };
+  // The engine worker runs webgpu's fused kernels, or wasm's SIMD or per-head attention, which keep less (attentionForm).
+  const engine = { backend: engineInfo?.backend, fused: engineInfo?.backend === 'webgpu', simd: engineInfo?.simd };
   const activations = bb ? activationBytesPerImage(bb.config, prompts, false, attentionForm(bb.config, prompts, c.protocol.name, engine)) * c.batch : 0;
   // The passes the engine will plan within the memory budget (the same planner, so the same answer).
   const plan = bb && budgetOk ? describePlan(planPasses(bb.config, c, { budgetBytes, ...engine, maxBindingBytes: engineInfo?.limits.maxStorageBufferBindingSize }), c) : null;

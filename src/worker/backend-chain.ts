@@ -11,6 +11,7 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { installWasmKernels } from '../core/vit/wasm-kernels';
+import { startWasmSimd, wasmSimdKernels } from '../core/vit/wasm-simd';
 import { installWebgpuKernels } from '../core/vit/webgpu-kernels';
 import { installReuse } from '../core/vit/webgpu-reuse';
 import { watchWebgpuDevice } from '../core/webgpu-watch';
@@ -110,8 +111,9 @@ export async function startBackend(prefer: BackendName | undefined, onDeviceErro
       t.dispose();
       if (v[0] !== 2 || v[1] !== 3) throw new Error('a test computation returned wrong values');
       if (name === 'webgpu') { installReuse(tf.backend()); watchDevice(onDeviceError); }
+      if (name === 'wasm') await startWasmSimd();
       const adapter = name === 'wasm' ? threadsLabel(getThreadsCount()) : probe?.adapter ?? null;
-      return { backend: name, adapter, limits: probe?.limits ?? {}, fallbacks: fallbacks.filter((f) => f.backend !== name) };
+      return { backend: name, adapter, limits: probe?.limits ?? {}, fallbacks: fallbacks.filter((f) => f.backend !== name), simd: wasmSimdKernels() };
     } catch (e) {
       fallbacks.push({ backend: name, reason: e instanceof Error ? e.message : String(e) });
       return null;

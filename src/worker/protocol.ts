@@ -21,6 +21,8 @@ export interface BackendInfo {
   limits: Record<string, number>;
   /** Why earlier backends in the chain were not used, in order. */
   fallbacks: { backend: BackendName; reason: string }[];
+  /** wasm computes with our SIMD kernels (core/vit/wasm-simd.ts), which keep less memory; the planner counts that. */
+  simd: boolean;
 }
 
 export interface BackboneSummary {

@@ -19,6 +19,7 @@ import * as glue from '@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-
 import glueSource from '@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js?raw';
 import { wasmWorkerContents } from '@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { setSimdHelpers, type SpawnHelper } from '../core/vit/wasm-simd-pool';
 import { addTfjsBridge, MAX_WASM_THREADS, type ThreadedFactory as Factory, type ThreadedModule } from '../core/wasm-bridge';
 /** A pthread that cannot load its script never reports it: give up on threads after this. */
 const START_TIMEOUT_MS = 30_000;
@@ -80,6 +81,14 @@ async function startThreaded(threads: number, broken: boolean): Promise<Threaded
   }
 }
 
+/** A SIMD helper in a nested dedicated worker, from a blob: URL (its whole program is the string). */
+const spawnHelper: SpawnHelper = (source, message) => {
+  const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+  const w = new Worker(url);
+  w.postMessage(message);
+  return { terminate: () => { w.terminate(); URL.revokeObjectURL(url); } };
+};
+
 /**
  * Make the 'wasm' backend compute on every core (up to MAX_WASM_THREADS), or
  * on `threads` of them, where the page is cross-origin isolated; elsewhere, or
@@ -96,6 +105,9 @@ export function registerWasmThreads({ threads: limit, breakThreads = false }: Wa
   const threads = isolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_WASM_THREADS, limit ?? Infinity) : 1;
   registered = threads;
   if (threads < 2) return 1;
+  // Our SIMD kernels split their work with threads - 1 helpers of their own (core/vit/wasm-simd-pool.ts);
+  // they join only once the threaded build runs (its memory is shared), so a fallback to one thread leaves them out.
+  setSimdHelpers(threads - 1, spawnHelper);
   const stock = tf.findBackendFactory('wasm');
   tf.removeBackend('wasm');
   setThreadsCount(threads);

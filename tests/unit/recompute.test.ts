@@ -14,7 +14,8 @@ import { disposeVars, initState, makeVars } from '../../src/core/tuning/params';
 import { parseSpec, protocolOf } from '../../src/core/tuning/registry';
 import type { Preprocessing } from '../../src/core/vit/config';
 import type { Backbone } from '../../src/core/vit/load';
-import type { FrozenViT } from '../../src/core/vit/model';
+import { FrozenViT } from '../../src/core/vit/model';
+import { setWasmSimd, wasmSimdKernels } from '../../src/core/vit/wasm-simd';
 import { tinyModel } from './helpers';
 
 let b: Backbone, model: FrozenViT, pre: Preprocessing;
@@ -78,21 +79,29 @@ describe('activation recomputation', () => {
   it('the activation estimate the micro-batch planner uses matches the measured peak', async () => {
     const spec = parseSpec('vpt-deep-10');
     const proto = protocolOf(spec.name);
-    for (const recompute of [false, true]) {
-      const vars = makeVars(proto, initState(proto, b.weights, spec, 3, new Rng(1)), model.config);
-      const ex = images(8, 5);
-      const batch = { inputs: fillBatch(ex.map((e) => e.image), pre, 8), rowShape: [32, 32, 3], labels: Int32Array.from(ex.map((e) => e.label)), weights: new Float32Array(8).fill(1), size: 8 };
-      const base = tf.memory().numBytes;
-      const prof = await tf.profile(() => { const r = batchGradients(forwardOf(model, proto, vars, { recompute }), vars, batch, 8); return [r.loss, r.correct, ...r.grads.values()]; });
-      const measured = (prof.peakBytes - base) / 8;
-      // wasm runs this model's attention per head (T = 75, hd = 16): the planner counts that form.
-      const form = attentionForm(model.config, 10, 'vpt-deep', { backend: tf.getBackend() });
-      expect(form).toBe('headwise');
-      const estimate = activationBytesPerImage(model.config, 10, recompute, form);
-      // Never below the measurement by more than 10% (the planner must not overcommit), never far above.
-      expect(estimate, `recompute ${recompute}: measured ${measured}`).toBeGreaterThan(0.9 * measured);
-      expect(estimate).toBeLessThan(1.5 * measured);
-      disposeVars(vars);
+    // wasm runs this model's attention in its SIMD kernels, or per head without them (T = 75, hd = 16): the planner counts each.
+    for (const simd of [true, false]) {
+      const was = setWasmSimd(simd);
+      for (const recompute of [false, true]) {
+        const m = new FrozenViT(b.weights);
+        m.prepareBackward();
+        const vars = makeVars(proto, initState(proto, b.weights, spec, 3, new Rng(1)), m.config);
+        const ex = images(8, 5);
+        const batch = { inputs: fillBatch(ex.map((e) => e.image), pre, 8), rowShape: [32, 32, 3], labels: Int32Array.from(ex.map((e) => e.label)), weights: new Float32Array(8).fill(1), size: 8 };
+        const base = tf.memory().numBytes;
+        const prof = await tf.profile(() => { const r = batchGradients(forwardOf(m, proto, vars, { recompute }), vars, batch, 8); return [r.loss, r.correct, ...r.grads.values()]; });
+        tf.dispose(prof.result as tf.Tensor[]);
+        const measured = (prof.peakBytes - base) / 8;
+        const form = attentionForm(m.config, 10, 'vpt-deep', { backend: tf.getBackend(), simd: wasmSimdKernels() });
+        expect(form).toBe(simd ? 'simd' : 'headwise');
+        const estimate = activationBytesPerImage(m.config, 10, recompute, form);
+        // Never below the measurement by more than 10% (the planner must not overcommit), never far above.
+        expect(estimate, `${form}, recompute ${recompute}: measured ${measured}`).toBeGreaterThan(0.9 * measured);
+        expect(estimate, `${form}, recompute ${recompute}: measured ${measured}`).toBeLessThan(1.5 * measured);
+        disposeVars(vars);
+        m.dispose();
+      }
+      setWasmSimd(was);
     }
   });
 });

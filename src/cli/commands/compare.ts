@@ -12,6 +12,7 @@ import { resolveTrainConfig } from '../../core/train/config';
 import { planPasses } from '../../core/train/memory';
 import * as tf from '@tensorflow/tfjs';
 import { fusedKernels } from '../../core/vit/webgpu-kernels';
+import { wasmSimdKernels } from '../../core/vit/wasm-simd';
 import { paperGrid, searchHyper, smallGrid } from '../../core/train/search';
 import { countTuned } from '../../core/tuning/params';
 import { formatSpec, parseSpec, titleOf } from '../../core/tuning/registry';
@@ -45,7 +46,7 @@ export async function compare(p: Parsed, backend: string): Promise<void> {
   const dtype = p.flags.get('fp16') === true ? 'F16' as const : 'F32' as const;
   const fileBytes = (s: Parameters<typeof writeTask>[0]) => writeTask(s, { classes: data.classes, backbone: ref, preprocessing: pre }, { dtype }).byteLength;
   const model = new FrozenViT(b.weights);
-  const run: Runner = (d, cfg, hooks) => train(model, pre, d, planPasses(b.weights.config, cfg, { budgetBytes, fused: fusedKernels(), backend: tf.getBackend() }), b.fingerprint, hooks);
+  const run: Runner = (d, cfg, hooks) => train(model, pre, d, planPasses(b.weights.config, cfg, { budgetBytes, fused: fusedKernels(), simd: wasmSimdKernels(), backend: tf.getBackend() }), b.fingerprint, hooks);
   const runs: CompareRun[] = [];
   try {
     if (!search) {

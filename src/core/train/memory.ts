@@ -39,8 +39,8 @@ export function activationBytesPerImage(c: ViTConfig, prompts: number, recompute
   return form === 'batched' ? bytes : bytes * SCALE[form][recompute ? 'recompute' : 'plain'];
 }
 
-/** How attention runs (vit/attention.ts): the batched tfjs ops, webgpu's fused kernels, or wasm's per-head products. */
-export type AttentionForm = 'batched' | 'fused' | 'headwise';
+/** How attention runs (vit/attention.ts): the batched tfjs ops, webgpu's fused kernels, wasm's SIMD kernels or its per-head products. */
+export type AttentionForm = 'batched' | 'fused' | 'simd' | 'headwise';
 
 /**
  * The smaller footprints, as shares of the batched estimate above, measured
@@ -61,8 +61,12 @@ export type AttentionForm = 'batched' | 'fused' | 'headwise';
  *   each frozen block one gradient node (vit/fused-block.ts): 0.33 (demo
  *   model, batch 8) and 0.27 (ViT-Ti/16, batch 2 and 4); 0.56 and 0.65 with
  *   recomputation. On the tape, one node per op, they were 0.52 and 0.54.
+ * - simd: wasm's SIMD kernels (vit/wasm-simd.ts): attention keeps one [B*H,
+ *   T, T] tensor of probabilities, and the norms and GELU their inputs only:
+ *   0.25 (demo model, batch 8) and 0.22 (ViT-Ti/16, batch 2 and 4); 0.41
+ *   and 0.55-0.56 with recomputation.
  */
-const SCALE = { fused: { plain: 0.25, recompute: 0.36 }, headwise: { plain: 0.4, recompute: 0.7 } };
+const SCALE = { fused: { plain: 0.25, recompute: 0.36 }, simd: { plain: 0.3, recompute: 0.6 }, headwise: { plain: 0.4, recompute: 0.7 } };
 
 /**
  * The attention a plan should count: the fused kernels where the engine runs
@@ -70,9 +74,10 @@ const SCALE = { fused: { plain: 0.25, recompute: 0.36 }, headwise: { plain: 0.4,
  * footprints were measured with frozen blocks only, so other protocols count
  * the batched form.
  */
-export function attentionForm(c: ViTConfig, prompts: number, protocol: string, o: { backend?: string; fused?: boolean }): AttentionForm {
+export function attentionForm(c: ViTConfig, prompts: number, protocol: string, o: { backend?: string; fused?: boolean; simd?: boolean }): AttentionForm {
   if (!keepsBlocksFrozen(protocol)) return 'batched';
   if (o.fused) return 'fused';
+  if (o.simd && o.backend === 'wasm' && (c.hiddenSize / c.numHeads) % 4 === 0) return 'simd';
   return o.backend && headwisePays(o.backend, tokens(c, prompts), c.hiddenSize / c.numHeads) ? 'headwise' : 'batched';
 }
 
@@ -138,6 +143,8 @@ export interface PassOptions {
   budgetBytes?: number;
   /** The engine runs webgpu's fused kernels (vit/webgpu-kernels.ts `fusedKernels()`). */
   fused?: boolean;
+  /** wasm runs our SIMD kernels (vit/wasm-simd.ts `wasmSimdKernels()`). */
+  simd?: boolean;
   /** The engine's tfjs backend (wasm runs attention per head where that pays). */
   backend?: string;
 }

@@ -24,6 +24,7 @@ import { ATTENTION_DP, ATTENTION_DQKV, ATTENTION_PV, ATTENTION_SCORES, MAX_FUSED
 import { headwisePays } from './attention-form';
 import { headBlocksOf, placeBlocksOf, softmaxGradOf, type Block, type Place } from './wasm-attention';
 import { fusedKernels, runFused, SCALED_SOFTMAX, SCALED_SOFTMAX_GRAD } from './webgpu-kernels';
+import { SIMD_ATTENTION, SIMD_ATTENTION_GRAD, wasmSimdKernels } from './wasm-simd';
 
 /** The batched form: what every backend but wasm runs. */
 export function batchedAttention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
@@ -60,15 +61,20 @@ export function fusedAttentionBackward(qkv: tf.Tensor2D, p: tf.Tensor, dOut: tf.
   return dqkv;
 }
 
-/** The two as one gradient function. Saves the projection and the probabilities, as the batched form's products do. */
-function makeFused(B: number, H: number) {
-  return tf.customGrad(((qkv: tf.Tensor2D, save: tf.GradSaveFunc) => {
-    const { out, p } = fusedAttentionForward(qkv, B, H);
+type Forward = (qkv: tf.Tensor2D, B: number, H: number) => { out: tf.Tensor2D; p: tf.Tensor };
+type Backward = (qkv: tf.Tensor2D, p: tf.Tensor, dOut: tf.Tensor, B: number, H: number) => tf.Tensor2D;
+
+/**
+ * A forward and backward that keep the probabilities as one gradient function (per shape: perShape below).
+ * Saves the projection and the probabilities, as the batched form's products do.
+ */
+const withGradient = (forward: Forward, backward: Backward) => (B: number, H: number) =>
+  tf.customGrad(((qkv: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    const { out, p } = forward(qkv, B, H);
     save([qkv, p]);
     p.dispose(); // the saved copy is the engine's
-    return { value: out, gradFunc: (dy: tf.Tensor, [sqkv, sp]: tf.Tensor[]) => fusedAttentionBackward(sqkv as tf.Tensor2D, sp, dy, B, H) };
+    return { value: out, gradFunc: (dy: tf.Tensor, [sqkv, sp]: tf.Tensor[]) => backward(sqkv as tf.Tensor2D, sp, dy, B, H) };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (qkv: tf.Tensor2D) => tf.Tensor2D;
-}
 
 type Attention = (qkv: tf.Tensor2D, B: number, H: number) => tf.Tensor2D;
 
@@ -84,7 +90,7 @@ function perShape(make: (B: number, H: number) => (qkv: tf.Tensor2D) => tf.Tenso
 }
 
 /** Attention in the fused WebGPU kernels (webgpu-attention.ts). */
-export const fusedAttention: Attention = perShape(makeFused);
+export const fusedAttention: Attention = perShape(withGradient(fusedAttentionForward, fusedAttentionBackward));
 
 /**
  * The per-head form (what wasm runs where it pays), forward: the output and
@@ -164,8 +170,29 @@ function makeHeadwise(B: number, H: number) {
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (qkv: tf.Tensor2D) => tf.Tensor2D;
 }
 
-/** The per-head form with its written-out gradient (what wasm runs). */
+/** The per-head form with its written-out gradient (what wasm without SIMD runs where it pays). */
 export const headwiseAttention: Attention = perShape(makeHeadwise);
+
+/**
+ * wasm's SIMD form (wasm-simd.ts), forward: one kernel a layer does every
+ * (image, head)'s products and softmax on the heap, reading the projection
+ * and writing the output in place; returns the output and the probabilities.
+ */
+export function simdAttentionForward(qkv: tf.Tensor2D, B: number, H: number): { out: tf.Tensor2D; p: tf.Tensor } {
+  const [out, p] = tf.engine().runKernel(SIMD_ATTENTION, { qkv }, { B, H }) as unknown as [tf.Tensor2D, tf.Tensor];
+  return { out, p };
+}
+
+/** Its backward: dQ | dK | dV as [B*T, 3d], in one kernel. */
+export function simdAttentionBackward(qkv: tf.Tensor2D, probs: tf.Tensor, dOut: tf.Tensor, B: number, H: number): tf.Tensor2D {
+  return tf.engine().runKernel(SIMD_ATTENTION_GRAD, { qkv, probs, dOut }, { B, H }) as tf.Tensor2D;
+}
+
+/** wasm's SIMD form with its gradient. */
+export const simdAttention: Attention = perShape(withGradient(simdAttentionForward, simdAttentionBackward));
+
+/** Whether attention with heads hd wide runs in wasm's SIMD kernels: on wasm with SIMD, for any shape its products take (hd a multiple of 4). */
+export const simdAttentionRuns = (hd: number): boolean => wasmSimdKernels() && hd % 4 === 0;
 
 let fusedAttentionOn = true;
 
@@ -186,5 +213,6 @@ export const fusedAttentionRuns = (B: number, H: number): boolean => fusedAttent
 export function attention(qkv: tf.Tensor2D, B: number, H: number): tf.Tensor2D {
   if (fusedAttentionRuns(B, H)) return fusedAttention(qkv, B, H);
   const T = qkv.shape[0] / B, hd = qkv.shape[1] / 3 / H;
+  if (simdAttentionRuns(hd)) return simdAttention(qkv, B, H);
   return headwisePays(tf.getBackend(), T, hd) ? headwiseAttention(qkv, B, H) : batchedAttention(qkv, B, H);
 }

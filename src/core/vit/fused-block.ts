@@ -23,7 +23,9 @@
  * Each part saves what it saved on the tape.
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedAttentionBackward, fusedAttentionForward, fusedAttentionRuns, headwiseBackward, headwiseForward } from './attention';
+import {
+  fusedAttentionBackward, fusedAttentionForward, fusedAttentionRuns, headwiseBackward, headwiseForward, simdAttentionBackward, simdAttentionForward, simdAttentionRuns,
+} from './attention';
 import { headwisePays } from './attention-form';
 import { plainGeluBackward, plainGeluForward, plainLayerNormBackward, plainLayerNormForward, type FrozenLinear } from './ops';
 import { GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD_ADD, runFused } from './webgpu-kernels';
@@ -78,10 +80,22 @@ const WASM: BlockParts = {
   geluGrad: ([h, cdf], dy) => plainGeluBackward(h, cdf, dy),
 };
 
+/**
+ * wasm with SIMD: every part is one of its kernels (wasm-simd.ts); the norms and GELU go by webgpu's
+ * kernel names, and the residual add rides in the norm's gradient, as there.
+ */
+const WASM_SIMD: BlockParts = {
+  ...WEBGPU,
+  name: 'wasm-simd',
+  attention: (qkv, B, H) => { const { out, p } = simdAttentionForward(qkv, B, H); return { y: out, saved: [qkv, p] }; },
+  attentionGrad: ([qkv, probs], dOut, B, H) => simdAttentionBackward(qkv as tf.Tensor2D, probs, dOut, B, H),
+};
+
 /** The parts for B images of T tokens, H heads of width hd on the current backend, or null: the tape. */
 export function blockParts(B: number, T: number, H: number, hd: number): BlockParts | null {
   if (!enabled) return null;
   if (fusedAttentionRuns(B, H)) return WEBGPU;
+  if (simdAttentionRuns(hd)) return WASM_SIMD;
   return tf.getBackend() === 'wasm' && headwisePays('wasm', T, hd) ? WASM : null;
 }
 

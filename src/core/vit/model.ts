@@ -187,8 +187,8 @@ export class FrozenViT {
    * calls this once up front, so memory is allocated before the first step.
    */
   prepareBackward(): void {
-    this.patch.transposed();
-    for (const b of this.blocks) [b.qkv, b.out, b.fc1, b.fc2].forEach((l) => l.transposed());
+    this.patch.prepareBackward();
+    for (const b of this.blocks) [b.qkv, b.out, b.fc1, b.fc2].forEach((l) => l.prepareBackward());
   }
 
   /** Plain or tuned features: final-LayerNorm [CLS], [B, d]. Call inside tidy or a gradient function. */

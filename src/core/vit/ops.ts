@@ -2,6 +2,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedKernels, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, runFused, SCALED_SOFTMAX, SCALED_SOFTMAX_GRAD } from './webgpu-kernels';
 import { MATMUL, matmulTiling } from './webgpu-matmul';
+import { SIMD_LINEAR, SIMD_PACK, wasmSimdKernels } from './wasm-simd';
+
+/** Whether GELU and the frozen norms run as the two-kernel pairs below: webgpu's WGSL, or wasm's SIMD (wasm-simd.ts). */
+const fusedPairs = (): boolean => fusedKernels() || wasmSimdKernels();
 
 /**
  * Scalar constants held as tensors while a model lives. A plain number in a
@@ -62,10 +66,10 @@ export function layerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: num
  * The tape's version takes about 20 kernels per norm, and on wasm every
  * Multiply gradient also copies its other operand (a same-type Cast);
  * this takes 8, and computes no unused dg, db. On webgpu it is two fused
- * kernels (webgpu-kernels.ts).
+ * kernels (webgpu-kernels.ts), on wasm two SIMD ones (wasm-simd.ts).
  */
 export function frozenLayerNorm(x: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor {
-  return fusedKernels() ? fusedFrozenLayerNorm(x, g, b, eps) : plainFrozenLayerNorm(x, g, b, eps);
+  return fusedPairs() ? fusedFrozenLayerNorm(x, g, b, eps) : plainFrozenLayerNorm(x, g, b, eps);
 }
 
 /**
@@ -149,8 +153,8 @@ export const plainGelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) =>
 /** GELU fused; the backward kernel recomputes Phi(x) from x. */
 const fusedGelu = (x: tf.Tensor) => fusedPair(x, (xx) => runFused(GELU, { xIn: xx }), (sx, dy) => runFused(GELU_GRAD, { xIn: sx, dyIn: dy }), 'input');
 
-/** Exact GELU: fused kernels on webgpu, plainGelu elsewhere. */
-export const gelu = (x: tf.Tensor): tf.Tensor => (fusedKernels() ? fusedGelu(x) : plainGelu(x));
+/** Exact GELU: fused kernels on webgpu and wasm with SIMD, plainGelu elsewhere. */
+export const gelu = (x: tf.Tensor): tf.Tensor => (fusedPairs() ? fusedGelu(x) : plainGelu(x));
 
 /** softmax(z scale) over the last axis, as attention scores are normalised. */
 export function scaledSoftmax(z: tf.Tensor, scale: number): tf.Tensor {
@@ -193,34 +197,92 @@ function fusedLinear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D
  */
 export class FrozenLinear {
   private wt: tf.Tensor2D | null = null;
+  private plain: tf.Tensor2D | null;
+  // W and W^T in wasm-simd.ts's panel layout. Where that kernel runs, W is kept packed only (unpacked
+  // if another path asks for it), so the weights cost what they did: once, twice once training.
+  private packed: tf.Tensor | null = null;
+  private packedT: tf.Tensor | null = null;
+  /** [in, out]. */
+  readonly shape: [number, number];
   readonly apply: (x: tf.Tensor2D) => tf.Tensor2D;
 
-  constructor(readonly w: tf.Tensor2D, readonly b: tf.Tensor1D) {
+  /** Takes ownership of w [in, out] and b [out]. */
+  constructor(w: tf.Tensor2D, readonly b: tf.Tensor1D) {
+    this.shape = [w.shape[0], w.shape[1]];
+    if (this.simd(this.shape[1])) {
+      this.packed = tf.keep(simdPack(w, false));
+      w.dispose();
+      this.plain = null;
+    } else this.plain = w;
     this.apply = tf.customGrad(((x: tf.Tensor) => ({
       value: this.forward(x),
       gradFunc: (dy: tf.Tensor) => this.backward(dy),
     })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
   }
 
+  /** W [in, out] (from the packed copy, the first time a path other than wasm's SIMD one asks). */
+  get w(): tf.Tensor2D {
+    return (this.plain ??= tf.keep(tf.tidy(() => unpackPanels(this.packed!, this.shape))));
+  }
+
   /** x W + b with no gradient of its own (`apply` has one; fused-block.ts differentiates whole blocks). */
   forward(x: tf.Tensor): tf.Tensor2D {
-    return fusedKernels() ? fusedLinear(x, this.w, this.b) : tf.fused.matMul({ a: x as tf.Tensor2D, b: this.w, bias: this.b }) as tf.Tensor2D;
+    if (fusedKernels()) return fusedLinear(x, this.w, this.b);
+    if (this.simd(this.shape[1])) return simdLinear(x, (this.packed ??= tf.keep(simdPack(this.w, false))), this.shape[1], this.b);
+    return tf.fused.matMul({ a: x as tf.Tensor2D, b: this.w, bias: this.b }) as tf.Tensor2D;
   }
 
   /** The input gradient dy W^T. */
   backward(dy: tf.Tensor): tf.Tensor2D {
-    return fusedKernels() ? fusedLinear(dy, this.transposed()) : tf.matMul(dy as tf.Tensor2D, this.transposed());
+    if (fusedKernels()) return fusedLinear(dy, this.transposed());
+    if (this.simd(this.shape[0])) return simdLinear(dy, this.packedTransposed(), this.shape[0]);
+    return tf.matMul(dy as tf.Tensor2D, this.transposed());
+  }
+
+  /** Make what the backward pass multiplies by (FrozenViT.prepareBackward), so that a step allocates none of it. */
+  prepareBackward(): void {
+    if (this.simd(this.shape[0]) && !fusedKernels()) this.packedTransposed();
+    else this.transposed();
   }
 
   /** [out, in], made before the first backward pass only (inference never needs it). */
   transposed(): tf.Tensor2D {
-    if (!this.wt) this.wt = tf.keep(tf.transpose(this.w));
+    if (!this.wt) this.wt = tf.keep(tf.tidy(() => tf.transpose(this.w)));
     return this.wt;
   }
 
+  /** W^T packed; where W is kept packed only, the plain W it is made from is not kept. */
+  private packedTransposed(): tf.Tensor {
+    if (!this.packedT) {
+      const had = this.plain !== null;
+      this.packedT = tf.keep(simdPack(this.w, true));
+      if (!had) { this.plain?.dispose(); this.plain = null; }
+    }
+    return this.packedT;
+  }
+
+  /** Whether a product with n output columns runs in wasm's SIMD kernel (it takes widths divisible by 4). */
+  private simd(n: number): boolean {
+    return n % 4 === 0 && wasmSimdKernels();
+  }
+
   dispose(): void {
-    this.w.dispose();
+    this.plain?.dispose();
     this.b.dispose();
     this.wt?.dispose();
+    this.packed?.dispose();
+    this.packedT?.dispose();
   }
 }
+
+/** [in, out] back from the panels [ceil(out / 8), in, 8] (tfjs ops: any backend, rarely needed). */
+const unpackPanels = (packed: tf.Tensor, [K, N]: [number, number]): tf.Tensor2D =>
+  tf.slice(tf.reshape(tf.transpose(packed, [1, 0, 2]), [K, packed.shape[0] * 8]), [0, 0], [K, N]) as tf.Tensor2D;
+
+/** w (or w^T) packed for simdLinear (wasm-simd.ts). */
+const simdPack = (w: tf.Tensor2D, transposed: boolean): tf.Tensor =>
+  tf.engine().runKernel(SIMD_PACK, { w }, { transposed } as unknown as tf.NamedAttrMap) as tf.Tensor;
+
+/** x W (+ b) with W packed, N columns, in wasm's SIMD kernel. */
+const simdLinear = (x: tf.Tensor, packed: tf.Tensor, N: number, b?: tf.Tensor1D): tf.Tensor2D =>
+  tf.engine().runKernel(SIMD_LINEAR, (b ? { x, w: packed, bias: b } : { x, w: packed }) as unknown as tf.NamedTensorMap, { N } as unknown as tf.NamedAttrMap) as tf.Tensor2D;

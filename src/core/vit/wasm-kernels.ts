@@ -25,6 +25,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { installWasmAttention } from './wasm-attention';
+import { installWasmSimd } from './wasm-simd';
 
 /** The parts of tfjs-wasm's backend object this file uses (it is not exported as a type we can import in core). */
 interface WasmBackend {
@@ -116,5 +117,6 @@ export function installWasmKernels(): void {
   tf.unregisterKernel('Identity', 'wasm');
   tf.registerKernel({ kernelName: 'Identity', backendName: 'wasm', kernelFunc: makeIdentity(identity.kernelFunc) });
   installWasmAttention();
+  installWasmSimd();
   installed = true;
 }
