@@ -54,8 +54,9 @@ export async function benchIn(backend: 'webgpu' | 'webgl' | 'wasm', bc: BenchCas
     adapter = ext ? String(gl!.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : 'webgl2';
   }
   const result = await runCase(bc);
-  const simd = backend === 'wasm' ? simdSummary() : null;
-  return { adapter: simd ? `${adapter}; ${simd}` : adapter, result };
+  // Compact: the table's backend column (e.g. "SIMD+FMA, 1 helper").
+  const simd = backend === 'wasm' ? simdSummary(true) : null;
+  return { adapter: simd ? `${adapter}, ${simd}` : adapter, result };
 }
 
 /** benchIn in a dedicated worker, as the studio runs its engine (bench/browser-worker.ts). */

@@ -63,11 +63,13 @@ const ti = PRESETS.find((p) => p.name === 'ViT-Ti/16')!.config;
 const vitB = PRESETS.find((p) => p.name === 'ViT-B/16')!.config;
 type Row = BenchResult & { backend: string; model: string; prompts: number; batch: number; recompute: boolean; note?: string };
 const rows: Row[] = [];
+/** What wasm's own kernels ran with in Node (wasm-simd.ts), for the table's heading and the JSON. */
+let wasmKernels: string | null = null;
 
 async function run(model: string, bc: BenchCase) {
   const r = await runCase(bc);
-  const simd = simdSummary();
-  const backend = simd ? `${describeBackend()}, ${simd}` : describeBackend();
+  const backend = describeBackend();
+  if (backend.startsWith('wasm (') && backend !== 'wasm (1 thread)') wasmKernels = simdSummary() ?? 'tfjs ops (no SIMD kernels)';
   rows.push({ backend, model, prompts: bc.prompts, batch: bc.batch, recompute: !!bc.recompute, ...r, ...(bc.embedded ? { note: 'from cached patch embeddings' } : {}) });
   log(`${backend} ${model} p=${bc.prompts} batch ${bc.batch}${bc.recompute ? ' recompute' : ''}${bc.embedded ? ' embedded' : ''}: ${r.stepMs.toFixed(0)} ms/step, peak ${((r.peakBytes ?? 0) / 2 ** 20).toFixed(0)} MB`);
 }
@@ -150,7 +152,8 @@ for (const threads of [cpus().length, 1].filter((t, i, a) => a.indexOf(t) === i)
 }
 const torch = torchRuns.length ? torchRuns.reduce((a, b) => (b.stepMs < a.stepMs ? b : a)) : null;
 // The same step as PyTorch's: from images, batch 8, no recomputation; the faster of wasm's thread counts.
-const ours = rows.filter((r) => r.backend.startsWith('wasm') && r.model === 'ViT-Ti/16' && r.prompts === 10 && r.batch === 8 && !r.recompute && !r.note)
+// The issue's goal is Node's fastest backend: the browser's rows are reported beside it, not as it.
+const ours = rows.filter((r) => r.backend.startsWith('wasm') && !r.backend.includes('Chromium') && r.model === 'ViT-Ti/16' && r.prompts === 10 && r.batch === 8 && !r.recompute && !r.note)
   .reduce<Row | undefined>((a, b) => (a === undefined || b.stepMs < a.stepMs ? b : a), undefined);
 const tf10 = forwardFlops(ti, 10);
 const ratio = torch && ours ? {
@@ -170,9 +173,9 @@ for (const r of rows) {
 
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
 if (args.has('--json')) {
-  process.stdout.write(JSON.stringify({ machine, rows, vitb64, decode, torch, torchRuns, torchNote: torchNote || undefined, ratio }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ machine, wasmKernels, rows, vitb64, decode, torch, torchRuns, torchNote: torchNote || undefined, ratio }, null, 2) + '\n');
 } else {
-  console.log(`VPT-deep training step (${machine})`);
+  console.log(`VPT-deep training step (${machine}; wasm's own kernels: ${wasmKernels ?? '-'})`);
   console.log('backend                          model      p  batch  recomp  fwd ms  step ms  img/s  step GFLOP  matmul GFLOP/s  step/matmul  peak MB');
   for (const r of rows) {
     console.log([r.backend.padEnd(32), r.model.padEnd(10), String(r.prompts).padStart(2), String(r.batch).padStart(6), (r.recompute ? 'yes' : 'no').padStart(7), r.forwardMs.toFixed(0).padStart(7), r.stepMs.toFixed(0).padStart(8),

@@ -228,13 +228,14 @@ export async function startWasmSimd(): Promise<number> {
 
 /**
  * What the kernels run with, for logs and the bench: "SIMD kernels with fused multiply-add, 1 helper thread"
- * (helpers count once started, which is at the first kernel), or null where they do not run.
+ * (compact: "SIMD+FMA, 1 helper"; helpers count once started), or null where they do not run.
  */
-export function simdSummary(): string | null {
+export function simdSummary(compact = false): string | null {
   if (!wasmSimdKernels()) return null;
   const w = (tf.backend() as unknown as WasmBackend).wasm, memory = w.wasmMemory ?? w.asm?.memory;
-  const n = memory ? readyHelpers(memory) : 0;
-  return `SIMD kernels${relaxedSupported() ? ' with fused multiply-add' : ''}${n ? `, ${n} helper thread${n === 1 ? '' : 's'}` : ''}`;
+  const n = memory ? readyHelpers(memory) : 0, fma = relaxedSupported();
+  if (compact) return `SIMD${fma ? '+FMA' : ''}${n ? `, ${n} helper${n === 1 ? '' : 's'}` : ''}`;
+  return `SIMD kernels${fma ? ' with fused multiply-add' : ''}${n ? `, ${n} helper thread${n === 1 ? '' : 's'}` : ''}`;
 }
 
 /** Turn the kernels off or on (tests and the bench compare both paths); returns the previous setting. */
