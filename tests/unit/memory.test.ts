@@ -74,9 +74,21 @@ describe('the attention form a plan counts (attentionForm)', () => {
       expect(activationBytesPerImage(vitB, 10, recompute, 'headwise')).toBeLessThan(activationBytesPerImage(vitB, 10, recompute));
     }
     const vpt = resolveTrainConfig({ batch: 64, protocol: { name: 'vpt-deep', n: 10 } });
-    const onWasm = planPasses(vitB, vpt, { backend: 'wasm' }), elsewhere = planPasses(vitB, vpt);
-    expect(onWasm.microBatch).toBeGreaterThan(elsewhere.microBatch!);
-    expect(residentModelBytes(vitB) + onWasm.microBatch! * activationBytesPerImage(vitB, 10, onWasm.recompute, 'headwise')).toBeLessThanOrEqual(2 * 1024 ** 3);
+    // wasm's forms keep less; on the CPU plain passes of 2 or more beat recomputed ones (CPU_MIN_PLAIN_PASS).
+    expect(attentionForm(vitB, 10, 'vpt-deep', { backend: 'wasm', simd: true })).toBe('simd');
+    expect(attentionForm({ ...vitB, hiddenSize: 6 * 12 }, 10, 'vpt-deep', { backend: 'wasm', simd: true })).toBe('headwise'); // hd 6
+    for (const [form, o] of [['headwise', { backend: 'wasm' }], ['simd', { backend: 'wasm', simd: true }]] as const) {
+      expect(activationBytesPerImage(vitB, 10, false, form)).toBeLessThan(activationBytesPerImage(vitB, 10));
+      const onWasm = planPasses(vitB, vpt, o);
+      expect(onWasm.recompute, form).toBe(false);
+      expect(onWasm.microBatch!).toBeGreaterThanOrEqual(2);
+      expect(residentModelBytes(vitB) + onWasm.microBatch! * activationBytesPerImage(vitB, 10, false, form)).toBeLessThanOrEqual(2 * 1024 ** 3);
+      expect(residentModelBytes(vitB) + (onWasm.microBatch! + 1) * activationBytesPerImage(vitB, 10, false, form)).toBeGreaterThan(2 * 1024 ** 3);
+    }
+    // Where plain passes would be single images, wasm recomputes too.
+    const tight = planPasses(vitB, vpt, { backend: 'wasm', simd: true, budgetBytes: residentModelBytes(vitB) + 1.5 * activationBytesPerImage(vitB, 10, false, 'simd') });
+    expect(tight.recompute).toBe(true);
+    expect(tight.microBatch!).toBeGreaterThan(1);
   });
 });
 

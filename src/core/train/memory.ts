@@ -117,16 +117,31 @@ function activationBudget(c: ViTConfig, stepBudgetBytes: number): number {
 }
 
 /**
+ * On wasm (the CPU) a pass's time per image hardly depends on its size, and
+ * recomputing costs about a third more per image: recompute only when plain
+ * passes would be smaller than this. Measured 2026-11-26 with the SIMD
+ * kernels: ViT-B/16 1.76 s an image in plain passes of 2, 2.34-2.43 s
+ * recomputed in passes of 2 or 14; ViT-Ti/16 194 ms plain in passes of 2
+ * against 207 ms recomputed in passes of 8.
+ */
+const CPU_MIN_PLAIN_PASS = 2;
+
+/**
  * Micro-batch and recomputation together, so that the whole step (the frozen
  * model's resident bytes plus one pass's activations) fits `stepBudgetBytes`:
  * recompute only when memory, not the batch, limits the micro-batch and
  * recomputing allows a larger one (fewer, larger passes use a GPU better;
- * recomputing costs one more forward).
+ * recomputing costs one more forward), and on wasm only when plain passes
+ * would be tiny (CPU_MIN_PLAIN_PASS).
  */
 export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, stepBudgetBytes = DEFAULT_STEP_BUDGET, form: AttentionForm = 'batched'): { microBatch: number; recompute: boolean } {
   const budgetBytes = activationBudget(c, stepBudgetBytes);
   const plain = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, false, form);
   if (plain >= batch) return { microBatch: plain, recompute: false };
+  const cpu = form === 'simd' || form === 'headwise';
+  if (cpu && plain >= CPU_MIN_PLAIN_PASS && residentModelBytes(c) + plain * activationBytesPerImage(c, prompts, false, form) <= stepBudgetBytes) {
+    return { microBatch: plain, recompute: false };
+  }
   const re = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, true, form);
   return re > plain ? { microBatch: re, recompute: true } : { microBatch: plain, recompute: false };
 }
