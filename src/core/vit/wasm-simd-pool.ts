@@ -18,11 +18,14 @@
 /** Starts a thread running `source` (a classic script) and posts it `message` once. */
 export type SpawnHelper = (source: string, message: unknown) => { terminate(): void };
 
-/** The helper's whole program: instantiate, report ready, then run the calls it is handed until told to stop. */
+/**
+ * The helper's whole program: instantiate, report ready, then for each call it is handed take chunks of the
+ * work from the shared queue until none is left; until told to stop. The last two arguments are the chunk.
+ */
 export const HELPER_SOURCE = `
-const start = ({ module, memory, ctrl, names }) => {
+const start = ({ module, memory, ctrl, queue, names }) => {
   const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
-  const c = new Int32Array(ctrl), a = new Float64Array(ctrl, 64);
+  const c = new Int32Array(ctrl), a = new Float64Array(ctrl, 64), q = new Int32Array(queue);
   Atomics.store(c, 2, 1);
   let seen = 0;
   for (;;) {
@@ -30,7 +33,14 @@ const start = ({ module, memory, ctrl, names }) => {
     seen = Atomics.load(c, 0);
     if (seen < 0) return;
     let failed = 0;
-    try { k[names[c[4]]](...a.subarray(0, c[3])); } catch { failed = 1; }
+    try {
+      const f = k[names[c[4]]], args = Array.from(a.subarray(0, c[3])), n = args.length, end = q[1], chunk = q[2];
+      for (let s = Atomics.add(q, 0, chunk); s < end; s = Atomics.add(q, 0, chunk)) {
+        args[n - 2] = s;
+        args[n - 1] = Math.min(s + chunk, end);
+        f(...args);
+      }
+    } catch { failed = 1; }
     Atomics.store(c, 5, failed);
     Atomics.store(c, 1, seen);
     Atomics.notify(c, 1);
@@ -40,8 +50,9 @@ if (typeof require === 'function') require('node:worker_threads').parentPort.onc
 else self.onmessage = (e) => start(e.data);
 `;
 
-// The control block: [0] the call's number (-1: stop), [1] the last call done, [2] ready, [3] argument count,
-// [4] the kernel's index in `names`, [5] whether it failed; arguments from byte 64 as float64s.
+// A helper's control block: [0] the call's number (-1: stop), [1] the last call done, [2] ready, [3] argument
+// count, [4] the kernel's index in `names`, [5] whether it failed; arguments from byte 64 as float64s.
+// The pool's queue: [0] the next unclaimed index, [1] the end, [2] the chunk.
 const SEQ = 0, DONE = 1, READY = 2, COUNT = 3, NAME = 4, FAILED = 5, MAX_ARGS = 24;
 /** How long to wait for a helper before calling it lost (a kernel's share takes milliseconds). */
 const LOST_MS = 60_000;
@@ -53,7 +64,15 @@ export const MAX_HELPERS = 7;
 
 let spawn: SpawnHelper | null = null;
 let wanted = 0;
-const pools = new WeakMap<WebAssembly.Memory, Helper[]>();
+interface Pool { helpers: Helper[]; queue: Int32Array }
+const pools = new WeakMap<WebAssembly.Memory, Pool>();
+
+/** This memory's pool, made on first use. */
+function poolOf(memory: WebAssembly.Memory): Pool {
+  let p = pools.get(memory);
+  if (!p) pools.set(memory, (p = { helpers: [], queue: new Int32Array(new SharedArrayBuffer(16)) }));
+  return p;
+}
 
 /** Use `count` helper threads, started by `spawner` when first needed (0 or null: none; fewer leaves the rest asleep). */
 export function setSimdHelpers(count: number, spawner: SpawnHelper | null): void {
@@ -63,13 +82,13 @@ export function setSimdHelpers(count: number, spawner: SpawnHelper | null): void
 
 /** The helpers for this memory, started as they are first wanted (each is ready a little later; until then the caller works alone). */
 function helpersFor(memory: WebAssembly.Memory, module: WebAssembly.Module, names: readonly string[]): Helper[] {
-  let hs = pools.get(memory);
-  if (!hs) pools.set(memory, (hs = []));
   const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  while (shared && spawn && hs.length < wanted) {
+  if (!shared) return [];
+  const { helpers: hs, queue } = poolOf(memory);
+  while (spawn && hs.length < wanted) {
     const ctrl = new SharedArrayBuffer(64 + 8 * MAX_ARGS);
     try {
-      const thread = spawn(HELPER_SOURCE, { module, memory, ctrl, names });
+      const thread = spawn(HELPER_SOURCE, { module, memory, ctrl, queue: queue.buffer, names });
       hs.push({ ctrl: new Int32Array(ctrl), args: new Float64Array(ctrl, 64), seq: 0, thread });
     } catch {
       spawn = null; // no threads here after all: the caller works alone
@@ -92,9 +111,13 @@ function waitChange(c: Int32Array, i: number, v: number, until: number): boolean
 }
 
 /**
- * Runs kernel `name` over [0, n) split into shares that start at multiples of
- * `align`: `args(from, to, share)` gives the call's arguments (share 0 is the
- * caller's; each share may need its own scratch). Returns once every share is done.
+ * Runs kernel `name` over [0, n): the calling thread and the ready helpers
+ * take chunks (starting at multiples of `align`) from a shared counter until
+ * none is left, so a thread that runs slower, or wakes late, simply takes
+ * fewer (on this machine the calling thread's share often ran 1.5x slower
+ * than a helper's). `args(from, to, share)` gives a call's arguments, from
+ * and to last (share 0 is the caller's; each share may need its own
+ * scratch). Returns once every chunk is done.
  */
 export function parallel(
   memory: WebAssembly.Memory, module: WebAssembly.Module, names: readonly string[], exports: Record<string, (...a: number[]) => void>,
@@ -103,18 +126,27 @@ export function parallel(
   const ready = helpersFor(memory, module, names).filter((h) => Atomics.load(h.ctrl, READY) === 1);
   const shares = Math.min(ready.length + 1, Math.ceil(n / align));
   if (shares <= 1) { exports[name](...args(0, n, 0)); return; }
-  const cut = (i: number) => (i === shares ? n : Math.round((n * i) / shares / align) * align);
-  const handed: Helper[] = [];
-  for (let i = 1; i < shares; i++) {
-    const h = ready[i - 1], a = args(cut(i), cut(i + 1), i);
+  // About 8 chunks a thread: enough to even out, few enough that a chunk's call costs nothing.
+  const chunk = Math.max(align, Math.ceil(n / (8 * shares) / align) * align);
+  const q = poolOf(memory).queue;
+  q[1] = n;
+  q[2] = chunk;
+  Atomics.store(q, 0, 0);
+  const handed = ready.slice(0, shares - 1);
+  handed.forEach((h, i) => {
+    const a = args(0, 0, i + 1);
     h.args.set(a);
     h.ctrl[COUNT] = a.length;
     h.ctrl[NAME] = names.indexOf(name);
     Atomics.store(h.ctrl, SEQ, ++h.seq);
     Atomics.notify(h.ctrl, SEQ);
-    handed.push(h);
+  });
+  const f = exports[name], a = args(0, 0, 0);
+  for (let s = Atomics.add(q, 0, chunk); s < n; s = Atomics.add(q, 0, chunk)) {
+    a[a.length - 2] = s;
+    a[a.length - 1] = Math.min(s + chunk, n);
+    f(...a);
   }
-  exports[name](...args(0, cut(1), 0));
   const until = performance.now() + LOST_MS;
   for (const h of handed) {
     if (!waitChange(h.ctrl, DONE, h.seq - 1, until)) throw new Error(`wasm SIMD helper thread did not finish ${name} within ${LOST_MS / 1000} s`);
@@ -135,5 +167,5 @@ export async function startHelpers(memory: WebAssembly.Memory, module: WebAssemb
 
 /** The number of helpers now ready for this memory (tests and the bench). */
 export function readyHelpers(memory: WebAssembly.Memory): number {
-  return (pools.get(memory) ?? []).filter((h) => Atomics.load(h.ctrl, READY) === 1).length;
+  return (pools.get(memory)?.helpers ?? []).slice(0, wanted).filter((h) => Atomics.load(h.ctrl, READY) === 1).length;
 }
