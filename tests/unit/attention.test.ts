@@ -35,7 +35,7 @@ describe('attention', () => {
     tf.dispose([qkv, r]);
   });
 
-  it('a VPT-deep step through the whole model: wasm (per head) and cpu (batched) give the same gradients', async () => {
+  it('a VPT-deep step through the whole model: wasm (SIMD kernels, and per head without them) and cpu (batched) give the same gradients', async () => {
     const { randomWeights } = await import('../../bench/step');
     const { FrozenViT } = await import('../../src/core/vit/model');
     const { vptDeep } = await import('../../src/core/tuning/prompt');
@@ -48,8 +48,10 @@ describe('attention', () => {
     const w = randomWeights(config, 4);
     const state = initState(vptDeep, w, { name: 'vpt-deep', n: 2 }, 3, new Rng(5));
     const batch = { inputs: Float32Array.from({ length: 2 * 64 * 64 * 3 }, (_, i) => Math.sin(i * 0.37)), rowShape: [64, 64, 3], labels: new Int32Array([0, 2]), weights: new Float32Array([1, 1]), size: 2 };
-    const grads = async (backend: 'wasm' | 'cpu') => {
+    const { setWasmSimd } = await import('../../src/core/vit/wasm-simd');
+    const grads = async (backend: 'wasm' | 'cpu', simd = true) => {
       await useBackend(backend);
+      const was = setWasmSimd(simd);
       const model = new FrozenViT(w);
       model.prepareBackward();
       const vars = makeVars(vptDeep, state, config);
@@ -60,13 +62,14 @@ describe('attention', () => {
         tf.dispose([g.loss, g.correct, ...g.grads.values()]);
       }
       disposeVars(vars); model.dispose();
+      setWasmSimd(was);
       expect(relErr(outs[1], outs[0])).toBeLessThan(1e-6); // recomputation reruns the same attention
       return outs[0];
     };
     const cpu = await grads('cpu');
-    const wasm = await grads('wasm');
     expect(Math.max(...cpu.map(Math.abs))).toBeGreaterThan(0);
-    expect(relErr(wasm, cpu)).toBeLessThan(1e-4);
+    expect(relErr(await grads('wasm'), cpu)).toBeLessThan(1e-4);
+    expect(relErr(await grads('wasm', false), cpu)).toBeLessThan(1e-4);
   });
 
   it('runs per head only on wasm and only where the products are large enough to pay', () => {

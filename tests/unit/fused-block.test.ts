@@ -1,22 +1,24 @@
 /**
- * Frozen blocks written out as one gradient node (src/core/vit/fused-block.ts) on wasm: the tape's
+ * Frozen blocks written out as one gradient node (src/core/vit/fused-block.ts) on wasm, with its SIMD
+ * kernels and without them (the per-head parts, for engines without WebAssembly SIMD): the tape's
  * answer to the bit, a lower peak, no leaks; protocols that change a block keep the tape. (webgpu's
  * set of parts is checked on Dawn in node-webgpu.test.ts.)
  */
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/train/rng';
 import { batchGradients, forwardOf } from '../../src/core/train/step';
 import { disposeVars, initState, makeVars } from '../../src/core/tuning/params';
 import { parseSpec, protocolOf } from '../../src/core/tuning/registry';
 import { setFusedBlocks } from '../../src/core/vit/fused-block';
 import type { Backbone } from '../../src/core/vit/load';
-import type { FrozenViT } from '../../src/core/vit/model';
+import { FrozenViT } from '../../src/core/vit/model';
+import { setWasmSimd } from '../../src/core/vit/wasm-simd';
 import { tinyModel } from './helpers';
 
 let b: Backbone, model: FrozenViT;
 beforeAll(async () => {
-  ({ b, model } = await tinyModel());
+  ({ b } = await tinyModel());
 });
 
 async function gradients(name: string, written: boolean) {
@@ -43,7 +45,16 @@ async function gradients(name: string, written: boolean) {
   }
 }
 
-describe('frozen blocks as one gradient node (wasm)', () => {
+describe.each([true, false])('frozen blocks as one gradient node (wasm, SIMD kernels: %s)', (simd) => {
+  let was: boolean;
+  beforeAll(() => {
+    was = setWasmSimd(simd);
+    // Built under the setting: a linear layer keeps its weights in that path's layout.
+    model = new FrozenViT(b.weights);
+    model.prepareBackward();
+  });
+  afterAll(() => { model.dispose(); setWasmSimd(was); });
+
   it.each(['vpt-deep-5', 'vpt-shallow-5'])('%s: the same loss and gradients as the tape, a lower peak, no leaks', async (name) => {
     expect(tf.getBackend()).toBe('wasm');
     const tape = await gradients(name, false), written = await gradients(name, true);
