@@ -11,6 +11,7 @@ import { FrozenLinear, plainGeluBackward, plainGeluForward, plainLayerNormBackwa
 import { SIMD_ATTENTION, setWasmSimd, simdSummary, wasmSimdKernels } from '../../src/core/vit/wasm-simd';
 import { setSimdHelpers } from '../../src/core/vit/wasm-simd-pool';
 import { spawnHelper } from '../../src/cli/wasm-threads';
+import { SIMD_PLAIN, SIMD_SHARED } from '../../src/core/vit/simd/binary';
 import { GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, LAYER_NORM_GRAD_ADD, runFused } from '../../src/core/vit/webgpu-kernels';
 import { relErr } from './helpers';
 
@@ -108,6 +109,33 @@ describe('wasm SIMD kernels', () => {
       expect(tf.memory().numTensors).toBe(before);
       tf.dispose([x, dy]);
     }
+  });
+
+  it('the plain-SIMD build (engines without relaxed SIMD) computes what the relaxed one does', () => {
+    // Its own instance on the backend's memory, called directly on tensors' bytes.
+    const be = tf.backend() as unknown as { getMemoryOffset(id: unknown): number; wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } } };
+    const memory = (be.wasm.wasmMemory ?? be.wasm.asm?.memory)!;
+    const shared = memory.buffer instanceof SharedArrayBuffer;
+    const k = new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(shared ? SIMD_SHARED : SIMD_PLAIN, 'base64')), { env: { memory } }).exports as Record<string, (...a: number[]) => number>;
+    const at = (t: tf.Tensor) => be.getMemoryOffset(t.dataId);
+    const [M, K, N, B, H, T, hd] = [37, 19, 20, 2, 3, 13, 8];
+    const x = rand([M, K], 1), w = rand([K, N], 2), bias = rand([N], 3), packed = tf.zeros([Math.ceil(N / 8), K, 8]), y = tf.zeros([M, N]);
+    k.packPanels(at(w), at(packed), K, N, 0, Math.ceil(N / 8));
+    k.matmulPacked(at(x), at(packed), at(bias), at(y), K, N, 0, M);
+    const lin = new FrozenLinear(tf.clone(w) as tf.Tensor2D, tf.clone(bias) as tf.Tensor1D);
+    const yRelaxed = lin.forward(x);
+    close(y, yRelaxed);
+    const g = rand([5000], 4, 3), gy = tf.zeros([5000]);
+    k.gelu(at(g), at(gy), 0, 5000);
+    const gRelaxed = runFused(GELU, { xIn: g });
+    close(gy, gRelaxed);
+    const qkv = rand([B * T, 3 * H * hd], 5) as tf.Tensor2D, Tp = (T + 3) & ~3;
+    const out = tf.zeros([B * T, H * hd]), probs = tf.zeros([B * H, T, Tp]), scratch = tf.zeros([k.attentionScratch(T, hd)]);
+    k.attentionForward(at(qkv), at(out), at(probs), at(scratch), H, T, hd, 1 / Math.sqrt(hd), 0, B * H);
+    const relaxed = simdAttentionForward(qkv, B, H);
+    close(out, relaxed.out);
+    tf.dispose([x, w, bias, packed, y, yRelaxed, g, gy, gRelaxed, qkv, out, probs, scratch, relaxed.out, relaxed.p]);
+    lin.dispose();
   });
 
   it('the kernels can be switched off, and then the tfjs ops run', async () => {
