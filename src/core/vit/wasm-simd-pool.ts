@@ -64,15 +64,34 @@ export const MAX_HELPERS = 7;
 
 let spawn: SpawnHelper | null = null;
 let wanted = 0;
-interface Pool { helpers: Helper[]; queue: Int32Array }
-const pools = new WeakMap<WebAssembly.Memory, Pool>();
+interface Pool { memory: WebAssembly.Memory; helpers: Helper[]; queue: Int32Array }
+/**
+ * The one memory with helpers. A new memory means tfjs-wasm was started afresh (the studio restarts the
+ * engine after running out of memory): the old memory's helpers are stopped, else they would keep that
+ * memory, gigabytes perhaps, alive.
+ */
+let pool: Pool | null = null;
 
 /** This memory's pool, made on first use. */
 function poolOf(memory: WebAssembly.Memory): Pool {
-  let p = pools.get(memory);
-  if (!p) pools.set(memory, (p = { helpers: [], queue: new Int32Array(new SharedArrayBuffer(16)) }));
-  return p;
+  if (pool?.memory !== memory) {
+    if (pool) stopHelpers(pool);
+    pool = { memory, helpers: [], queue: new Int32Array(new SharedArrayBuffer(16)) };
+  }
+  return pool;
 }
+
+function stopHelpers(p: Pool): void {
+  for (const h of p.helpers) {
+    Atomics.store(h.ctrl, SEQ, -1);
+    Atomics.notify(h.ctrl, SEQ);
+    h.thread.terminate();
+  }
+  p.helpers.length = 0;
+}
+
+/** How many helper threads are alive (started and not stopped), ready or not (tests). */
+export const liveHelpers = (): number => pool?.helpers.length ?? 0;
 
 /** Use `count` helper threads, started by `spawner` when first needed (0 or null: none; fewer leaves the rest asleep). */
 export function setSimdHelpers(count: number, spawner: SpawnHelper | null): void {
@@ -167,5 +186,6 @@ export async function startHelpers(memory: WebAssembly.Memory, module: WebAssemb
 
 /** The number of helpers now ready for this memory (tests and the bench). */
 export function readyHelpers(memory: WebAssembly.Memory): number {
-  return (pools.get(memory)?.helpers ?? []).slice(0, wanted).filter((h) => Atomics.load(h.ctrl, READY) === 1).length;
+  if (pool?.memory !== memory) return 0;
+  return pool.helpers.slice(0, wanted).filter((h) => Atomics.load(h.ctrl, READY) === 1).length;
 }
