@@ -11,7 +11,7 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { installWasmKernels } from '../core/vit/wasm-kernels';
-import { startWasmSimd, wasmSimdKernels } from '../core/vit/wasm-simd';
+import { simdKind, startWasmSimd, wasmSimdKernels } from '../core/vit/wasm-simd';
 import { installWebgpuKernels } from '../core/vit/webgpu-kernels';
 import { installReuse } from '../core/vit/webgpu-reuse';
 import { watchWebgpuDevice } from '../core/webgpu-watch';
@@ -54,10 +54,10 @@ function webglProbe(): Probe {
   return { adapter: name, limits: {}, software: softwareGpu(name) };
 }
 
-/** What the page shows for wasm: its threads, and why there is only one where threads failed. */
+/** What the page shows for wasm: its threads, its kernels ("SIMD+FMA": ours, wasm-simd.ts), and why there is only one thread where threads failed. */
 function threadsLabel(n: number): string {
-  const why = wasmThreadsFailure();
-  return `${n} thread${n === 1 ? '' : 's'}${why ? ` (the threaded build did not start: ${why})` : ''}`;
+  const why = wasmThreadsFailure(), kind = simdKind();
+  return `${n} thread${n === 1 ? '' : 's'}${kind ? `, ${kind}` : ''}${why ? ` (the threaded build did not start: ${why})` : ''}`;
 }
 
 function watchDevice(onError: (msg: string) => void): void {

@@ -49,7 +49,7 @@ test('built app: CSP without inline scripts, hostile names shown as text, bad im
   // vite preview sends COOP/COEP as a host must (README): the bundled threaded build starts on every core.
   const threads = Math.min(await page.evaluate(() => navigator.hardwareConcurrency), 8);
   assert.equal(await page.evaluate(() => self.crossOriginIsolated), true);
-  assert.equal(await page.getByTestId('adapter').textContent(), `${threads} thread${threads === 1 ? '' : 's'}`);
+  assert.equal(await page.getByTestId('adapter').textContent(), `${threads} thread${threads === 1 ? '' : 's'}, SIMD+FMA`);
   await page.getByTestId('demo-backbone').click();
   await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
 

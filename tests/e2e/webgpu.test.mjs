@@ -37,7 +37,7 @@ test('cross-origin isolated, the page trains on wasm with every core (up to 8 th
   assert.equal(isolated, true, 'the dev server sends COOP and COEP');
   assert.equal(await page.getByTestId('backend-name').textContent(), 'wasm');
   const threads = Math.min(cores, 8);
-  assert.equal(await page.getByTestId('adapter').textContent(), `${threads} thread${threads === 1 ? '' : 's'}`);
+  assert.equal(await page.getByTestId('adapter').textContent(), `${threads} thread${threads === 1 ? '' : 's'}, SIMD+FMA`);
   await page.getByTestId('demo-backbone').click();
   await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
   await page.getByTestId('demo-dataset').click();
@@ -53,16 +53,16 @@ test('cross-origin isolated, the page trains on wasm with every core (up to 8 th
   // ?threads=N keeps wasm to N cores; a bad value is named and ignored.
   await page.goto(`${srv.url}?threads=1`);
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
-  assert.equal(await page.getByTestId('adapter').textContent(), '1 thread');
+  assert.equal(await page.getByTestId('adapter').textContent(), '1 thread, SIMD+FMA');
   await page.goto(`${srv.url}?threads=lots`);
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
   assert.match(await page.getByRole('status').innerText(), /\?threads=lots in the address is not a whole number of at least 1: wasm uses every core/);
-  assert.equal(await page.getByTestId('adapter').textContent(), `${threads} thread${threads === 1 ? '' : 's'}`);
+  assert.equal(await page.getByTestId('adapter').textContent(), `${threads} thread${threads === 1 ? '' : 's'}, SIMD+FMA`);
   // Threads that fail to start (here an injected fault: their script throws) cost the threads, not the engine.
   await page.goto(`${srv.url}?debug=1&fault=wasm-threads`);
   await page.getByTestId('backend-name').waitFor({ timeout: 120_000 });
   assert.equal(await page.getByTestId('backend-name').textContent(), 'wasm');
-  assert.match(await page.getByTestId('adapter').textContent(), /^1 thread \(the threaded build did not start: a thread failed: .*injected fault: this thread's script fails\)$/);
+  assert.match(await page.getByTestId('adapter').textContent(), /^1 thread, SIMD\+FMA \(the threaded build did not start: a thread failed: .*injected fault: this thread's script fails\)$/);
   await page.getByTestId('demo-backbone').click();
   await page.getByTestId('backbone-ready').waitFor({ timeout: 60_000 });
   await page.getByTestId('demo-dataset').click();

@@ -226,16 +226,22 @@ export async function startWasmSimd(): Promise<number> {
   return startHelpers(s.memory, s.module, NAMES);
 }
 
+/** Which kernels wasm runs: "SIMD+FMA" (relaxed SIMD's fused multiply-add), "SIMD", or null (tfjs's ops). */
+export function simdKind(): 'SIMD+FMA' | 'SIMD' | null {
+  return wasmSimdKernels() ? (relaxedSupported() ? 'SIMD+FMA' : 'SIMD') : null;
+}
+
 /**
  * What the kernels run with, for logs and the bench: "SIMD kernels with fused multiply-add, 1 helper thread"
  * (compact: "SIMD+FMA, 1 helper"; helpers count once started), or null where they do not run.
  */
 export function simdSummary(compact = false): string | null {
-  if (!wasmSimdKernels()) return null;
+  const kind = simdKind();
+  if (!kind) return null;
   const w = (tf.backend() as unknown as WasmBackend).wasm, memory = w.wasmMemory ?? w.asm?.memory;
-  const n = memory ? readyHelpers(memory) : 0, fma = relaxedSupported();
-  if (compact) return `SIMD${fma ? '+FMA' : ''}${n ? `, ${n} helper${n === 1 ? '' : 's'}` : ''}`;
-  return `SIMD kernels${fma ? ' with fused multiply-add' : ''}${n ? `, ${n} helper thread${n === 1 ? '' : 's'}` : ''}`;
+  const n = memory ? readyHelpers(memory) : 0;
+  if (compact) return `${kind}${n ? `, ${n} helper${n === 1 ? '' : 's'}` : ''}`;
+  return `SIMD kernels${kind === 'SIMD+FMA' ? ' with fused multiply-add' : ''}${n ? `, ${n} helper thread${n === 1 ? '' : 's'}` : ''}`;
 }
 
 /** Turn the kernels off or on (tests and the bench compare both paths); returns the previous setting. */
