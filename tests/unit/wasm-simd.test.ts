@@ -31,7 +31,7 @@ describe('wasm SIMD kernels', () => {
     expect(simdSummary()).toBe('SIMD kernels with fused multiply-add, 1 helper thread');
   });
 
-  it('the committed binary is the build of kernels.as.ts', async () => {
+  it('the committed binary is the build of the .as.ts sources', async () => {
     expect(readFileSync(BINARY, 'utf8')).toBe(await buildSimdSource());
   }, 60_000);
 

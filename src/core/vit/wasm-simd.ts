@@ -1,6 +1,6 @@
 /**
  * GELU and the frozen LayerNorms on tfjs-backend-wasm as four SIMD kernels of
- * our own (simd/kernels.as.ts), registered under the names webgpu's fused
+ * our own (simd/*.as.ts), registered under the names webgpu's fused
  * kernels use, with the same inputs and attributes: `runFused(GELU, ...)`
  * runs whichever the backend has.
  *
