@@ -14,7 +14,9 @@
  * gradient written out (softmax backward: dS = P * (dP - rowsum(dP * P))).
  * Where the fused WebGPU kernels run, the products read and write the
  * [B*T, 3d] layout directly too (webgpu-attention.ts): 6 dispatches a layer
- * instead of 16. Other backends keep the batched form, which their kernels
+ * instead of 16; and where wasm has SIMD, all of a layer's attention is one
+ * kernel each way (wasm-simd.ts), the per-head form staying for engines
+ * without SIMD. Other backends keep the batched form, which their kernels
  * handle well. All agree to float rounding (tests/unit/attention.test.ts,
  * tests/unit/node-webgpu.test.ts).
  */

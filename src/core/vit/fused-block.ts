@@ -5,9 +5,10 @@
  *   dx1 = LN2'(x1, fc1'(GELU'(h, fc2'(dy)))) + dy
  *   dx  = LN1'(x, qkv'(attention'(out'(dx1)))) + dx1
  * where ' is each part's input gradient. Only the input's gradient: every
- * weight here is frozen. Two sets of parts: webgpu's fused kernels, and
- * wasm's per-head attention with the tfjs-op norms and GELU; elsewhere (and
- * for protocols that change a block) each op stays its own tape node.
+ * weight here is frozen. Three sets of parts: webgpu's fused kernels, wasm's
+ * SIMD kernels (wasm-simd.ts), and, for wasm without SIMD, its per-head
+ * attention with the tfjs-op norms and GELU; elsewhere (and for protocols
+ * that change a block) each op stays its own tape node.
  *
  * Why, against the same parts on the tape (one custom gradient each):
  * - each gradient inside the block (the MLP's, attention's, the norms') is

@@ -1,15 +1,15 @@
 /**
  * Helper threads for the wasm SIMD kernels (wasm-simd.ts): each kernel's work
- * (elements, rows, or attention's (image, head) pairs) is split between the
- * calling thread and these, which run the same module on the same shared
- * memory. Only where tfjs-wasm runs its threaded build (its memory is then
- * shared); elsewhere the caller does it all.
+ * (elements, rows, or attention's (image, head) pairs) is shared, in chunks,
+ * between the calling thread and these, which run the same module on the same
+ * shared memory. Only where tfjs-wasm runs its threaded build (its memory is
+ * then shared); elsewhere the caller does it all.
  *
- * Why: tfjs-wasm's own pool works only inside XNNPACK's products; our kernels
- * (attention, GELU, the norms: a third of a ViT-Ti/16 step) would run on one
- * core of two. The helpers sleep in Atomics.wait between kernels, so they do
- * not compete with XNNPACK's threads, and a kernel's hand-off costs a futex
- * wake (tens of microseconds), about 100 a step.
+ * Why: tfjs-wasm's own thread pool works only inside XNNPACK's kernels; ours
+ * (the linear products, attention, GELU, the norms: almost all of a step)
+ * would run on one core. The helpers sleep in Atomics.wait between kernels,
+ * so they do not compete with XNNPACK's threads, and a kernel's hand-off
+ * costs a futex wake (tens of microseconds), about 100 a step.
  *
  * Threads are started by the platform (core has no Worker): the CLI and the
  * studio's training worker each pass a spawner to setSimdHelpers.
@@ -59,8 +59,8 @@ const LOST_MS = 60_000;
 
 interface Helper { ctrl: Int32Array; args: Float64Array; seq: number; thread: { terminate(): void } }
 
-/** The most helpers a kernel's scratch is sized for. */
-export const MAX_HELPERS = 7;
+/** The most helper threads: with the calling thread, tfjs-wasm's own most (MAX_WASM_THREADS, 8). */
+const MAX_HELPERS = 7;
 
 let spawn: SpawnHelper | null = null;
 let wanted = 0;
@@ -135,15 +135,16 @@ function waitChange(c: Int32Array, i: number, v: number, until: number): boolean
  * none is left, so a thread that runs slower, or wakes late, simply takes
  * fewer (on this machine the calling thread's share often ran 1.5x slower
  * than a helper's). `args(from, to, share)` gives a call's arguments, from
- * and to last (share 0 is the caller's; each share may need its own
- * scratch). Returns once every chunk is done.
+ * and to last (share 0 is the caller's, 1 the first helper's...; each may
+ * need its own scratch); at most `maxShares` threads take part. Returns once
+ * every chunk is done.
  */
 export function parallel(
   memory: WebAssembly.Memory, module: WebAssembly.Module, names: readonly string[], exports: Record<string, (...a: number[]) => void>,
-  name: string, n: number, align: number, args: (from: number, to: number, share: number) => number[],
+  name: string, n: number, align: number, args: (from: number, to: number, share: number) => number[], maxShares = Infinity,
 ): void {
   const ready = helpersFor(memory, module, names).filter((h) => Atomics.load(h.ctrl, READY) === 1);
-  const shares = Math.min(ready.length + 1, Math.ceil(n / align));
+  const shares = Math.min(ready.length + 1, Math.ceil(n / align), maxShares);
   if (shares <= 1) { exports[name](...args(0, n, 0)); return; }
   // About 8 chunks a thread: enough to even out, few enough that a chunk's call costs nothing.
   const chunk = Math.max(align, Math.ceil(n / (8 * shares) / align) * align);

@@ -1,26 +1,25 @@
 /**
- * GELU and the frozen LayerNorms on tfjs-backend-wasm as four SIMD kernels of
- * our own (simd/*.as.ts), registered under the names webgpu's fused
- * kernels use, with the same inputs and attributes: `runFused(GELU, ...)`
- * runs whichever the backend has.
+ * wasm's own SIMD kernels (simd/*.as.ts, built into simd/binary.ts), registered with tfjs-backend-wasm:
+ * - the frozen linear layers' products (`VptSimdPack`, `VptSimdLinear`), their weights packed in panels;
+ * - attention forward and backward, one kernel a layer each (`VptSimdAttention`, `VptSimdAttentionGrad`);
+ * - GELU and the frozen LayerNorms, under the names webgpu's fused kernels use, with the same inputs and
+ *   attributes: `runFused(GELU, ...)` runs whichever the backend has.
  *
- * Why: on wasm these were tfjs ops, and several of tfjs-wasm's are scalar
- * loops. One ViT-Ti/16 step (p = 10, batch 8; bench/profile.ts) spent about
- * 110 ms in Erf alone, and with the GELU's and norms' Multiply, Add, Sub,
- * Mean, Square and Elu (each a full pass over memory, several on one thread
- * in tfjs-wasm) about 300 ms, an eighth of the step. Here each is one pass
- * of f32x4 arithmetic, and the gradients recompute what they need from the
- * input (Phi(x), the row statistics), so a block saves x and h only, not
- * x^, 1/std and Phi(x) besides.
+ * Why: with tfjs's ops a ViT-Ti/16 step (p = 10, batch 8; bench/profile.ts) spent about 1.0 s in XNNPACK's
+ * linear products (no fused multiply-add in tfjs-wasm 4.22), 0.9 s in attention's per-head products and
+ * bookkeeping, and 0.3 s in GELU and the norms (scalar or one-thread tfjs-wasm kernels, Erf alone 110 ms).
+ * Here the products multiply-add in one instruction where relaxed SIMD runs, about twice XNNPACK's rate a
+ * core, and each of the rest is one pass; the gradients recompute what they need from the input (Phi(x),
+ * the row statistics), so a block saves x and h only. README's speed section has the figures.
  *
- * The module imports tfjs-wasm's own memory, so the kernels read and write
- * tensors where they lie: no copies. It runs on the calling thread.
- * Where WebAssembly SIMD is missing (tfjs-wasm then loads its plain build),
- * these are not registered and the tfjs-op versions run (ops.ts).
+ * The module imports tfjs-wasm's own memory, so the kernels read and write tensors where they lie: no
+ * copies. Each kernel's work is shared with helper threads where tfjs-wasm runs threaded
+ * (wasm-simd-pool.ts). Where WebAssembly SIMD is missing (tfjs-wasm then loads its plain build), nothing is
+ * registered and the tfjs-op versions run (ops.ts, attention.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { RELAXED_PLAIN, RELAXED_SHARED, SIMD_PLAIN, SIMD_SHARED } from './simd/binary';
-import { MAX_HELPERS, parallel, readyHelpers, startHelpers } from './wasm-simd-pool';
+import { parallel, readyHelpers, startHelpers } from './wasm-simd-pool';
 import { GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, LAYER_NORM_GRAD_ADD } from './webgpu-kernels';
 
 /** The parts of tfjs-wasm's backend object used here. */
@@ -51,9 +50,12 @@ const modules = new Map<string, WebAssembly.Module>();
 interface Bound { memory: WebAssembly.Memory; module: WebAssembly.Module; k: Kernels }
 const instances = new WeakMap<WebAssembly.Memory, Bound>();
 
+/** The backend's WebAssembly memory, if this tfjs-wasm build lets us reach it. */
+const memoryOf = (b: WasmBackend): WebAssembly.Memory | undefined => b.wasm?.wasmMemory ?? b.wasm?.asm?.memory;
+
 /** The kernels bound to this backend's memory (one instance per memory; a memory that grows stays the same object). */
 function simdOf(b: WasmBackend): Bound {
-  const memory = b.wasm.wasmMemory ?? b.wasm.asm?.memory;
+  const memory = memoryOf(b);
   if (!memory) throw new Error('tfjs-backend-wasm: its WebAssembly memory is not reachable (an unknown tfjs-wasm build?)');
   let bound = instances.get(memory);
   if (!bound) {
@@ -68,9 +70,12 @@ function simdOf(b: WasmBackend): Bound {
   return bound;
 }
 
-/** Kernel `name` over [0, n), split across the helper threads where there are any (shares start at multiples of `align`). */
-function split(s: Bound, name: typeof NAMES[number], n: number, align: number, args: (from: number, to: number, share: number) => number[]): void {
-  parallel(s.memory, s.module, NAMES, s.k as unknown as Record<string, (...a: number[]) => void>, name, n, align, args);
+/**
+ * Kernel `name` over [0, n), shared with the helper threads where there are any (chunks start at multiples
+ * of `align`; at most `shares` threads, each with its own share index, take part).
+ */
+function split(s: Bound, name: typeof NAMES[number], n: number, align: number, args: (from: number, to: number, share: number) => number[], shares = Infinity): void {
+  parallel(s.memory, s.module, NAMES, s.k as unknown as Record<string, (...a: number[]) => void>, name, n, align, args, shares);
 }
 
 type Args = { inputs: Record<string, tf.TensorInfo>; attrs: { eps?: number }; backend: unknown };
@@ -104,12 +109,15 @@ function attentionShape(qkv: tf.TensorInfo, B: number, H: number) {
   return { T, d, hd, Tp: (T + 3) & ~3, scale: 1 / Math.sqrt(hd) };
 }
 
-/** Runs `f` with `shares` scratch buffers of `floats` floats each on the heap (one a thread), freed after. */
-function withScratch(b: WasmBackend, floats: number, f: (ptr: number, bytes: number) => void): void {
-  const bytes = floats * 4, shares = 1 + MAX_HELPERS;
+/**
+ * Runs `f` with a scratch buffer of `floats` floats on the heap for each thread that can take part now
+ * (`shares` of them: `f` must not use more), freed after.
+ */
+function withScratch(b: WasmBackend, s: Bound, floats: number, f: (ptr: number, bytes: number, shares: number) => void): void {
+  const bytes = floats * 4, shares = 1 + readyHelpers(s.memory);
   const ptr = b.wasm._malloc(bytes * shares);
   if (!ptr) throw new Error(`${SIMD_ATTENTION}: out of wasm memory for ${bytes * shares} bytes of scratch`);
-  try { f(ptr, bytes); } finally { b.wasm._free(ptr); }
+  try { f(ptr, bytes, shares); } finally { b.wasm._free(ptr); }
 }
 
 /** qkv [B*T, 3d] -> out [B*T, d] and the probabilities [B*H, T, Tp] (the pad column 0), which the gradient needs. */
@@ -117,8 +125,8 @@ function attentionKernel({ inputs: { qkv }, attrs: { B, H }, backend }: Attentio
   const b = backend as WasmBackend, { T, d, hd, Tp, scale } = attentionShape(qkv, B, H);
   const out = b.makeOutput([B * T, d], 'float32'), probs = b.makeOutput([B * H, T, Tp], 'float32');
   const s = simdOf(b), at = (t: tf.TensorInfo) => b.getMemoryOffset(t.dataId);
-  withScratch(b, s.k.attentionScratch(T, hd), (ptr, bytes) => split(s, 'attentionForward', B * H, 1, (from, to, share) =>
-    [at(qkv), at(out), at(probs), ptr + share * bytes, H, T, hd, scale, from, to]));
+  withScratch(b, s, s.k.attentionScratch(T, hd), (ptr, bytes, shares) => split(s, 'attentionForward', B * H, 1, (from, to, share) =>
+    [at(qkv), at(out), at(probs), ptr + share * bytes, H, T, hd, scale, from, to], shares));
   return [out, probs];
 }
 
@@ -130,8 +138,8 @@ function attentionGradKernel({ inputs: { qkv, probs, dOut }, attrs: { B, H }, ba
   }
   const dqkv = b.makeOutput([...qkv.shape], 'float32');
   const s = simdOf(b), at = (t: tf.TensorInfo) => b.getMemoryOffset(t.dataId);
-  withScratch(b, s.k.attentionScratch(T, hd), (ptr, bytes) => split(s, 'attentionBackward', B * H, 1, (from, to, share) =>
-    [at(qkv), at(probs), at(dOut), at(dqkv), ptr + share * bytes, H, T, hd, scale, from, to]));
+  withScratch(b, s, s.k.attentionScratch(T, hd), (ptr, bytes, shares) => split(s, 'attentionBackward', B * H, 1, (from, to, share) =>
+    [at(qkv), at(probs), at(dOut), at(dqkv), ptr + share * bytes, H, T, hd, scale, from, to], shares));
   return dqkv;
 }
 
@@ -215,8 +223,7 @@ export function installWasmSimd(): void {
  */
 export function wasmSimdKernels(): boolean {
   if (!enabled || tf.getBackend() !== 'wasm' || !tf.getKernel(GELU, 'wasm')) return false;
-  const w = (tf.backend() as unknown as WasmBackend).wasm;
-  return !!(w?.wasmMemory ?? w?.asm?.memory);
+  return !!memoryOf(tf.backend() as unknown as WasmBackend);
 }
 
 /** Once wasm has started: instantiate the kernels and start their helper threads (wasm-simd-pool.ts); returns how many are ready. */
@@ -238,7 +245,7 @@ export function simdKind(): 'SIMD+FMA' | 'SIMD' | null {
 export function simdSummary(compact = false): string | null {
   const kind = simdKind();
   if (!kind) return null;
-  const w = (tf.backend() as unknown as WasmBackend).wasm, memory = w.wasmMemory ?? w.asm?.memory;
+  const memory = memoryOf(tf.backend() as unknown as WasmBackend);
   const n = memory ? readyHelpers(memory) : 0;
   if (compact) return `${kind}${n ? `, ${n} helper${n === 1 ? '' : 's'}` : ''}`;
   return `SIMD kernels${kind === 'SIMD+FMA' ? ' with fused multiply-add' : ''}${n ? `, ${n} helper thread${n === 1 ? '' : 's'}` : ''}`;
