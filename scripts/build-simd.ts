@@ -1,14 +1,17 @@
 // `npm run build:simd`: compiles src/core/vit/simd/kernels.as.ts and what it imports (AssemblyScript) into
-// src/core/vit/simd/binary.ts, twice: against an unshared memory (tfjs-wasm's one-thread
-// builds) and a shared one (its threaded build); a module must declare which it imports.
+// src/core/vit/simd/binary.ts, four times: against an unshared memory (tfjs-wasm's one-thread
+// builds) and a shared one (its threaded build), since a module must declare which it imports;
+// each with relaxed SIMD's fused multiply-add and without (for engines that lack it).
 // tests/unit/wasm-simd.test.ts rebuilds and checks the committed bytes are these.
 import asc from 'assemblyscript/asc';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
+import { relaxedSimdValidates } from '../src/core/vit/wasm-simd';
 
-// Node 20's V8 validates relaxed SIMD only behind this flag (on by default from V8 11.4: Chrome 114, Node 22).
-setFlagsFromString('--experimental-wasm-relaxed-simd');
+// Node 20's V8 validates relaxed SIMD only behind this flag (on by default from V8 11.4: Chrome 114, Node 22,
+// whose V8 may not know the flag and would say so): set only where the committed module does not validate.
+if (!relaxedSimdValidates()) setFlagsFromString('--experimental-wasm-relaxed-simd');
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const SOURCE = 'src/core/vit/simd/kernels.as.ts';

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from '../core/vit/wasm-kernels';
-import { startWasmSimd } from '../core/vit/wasm-simd';
+import { relaxedSimdValidates, startWasmSimd } from '../core/vit/wasm-simd';
 import { installWebgpuKernels } from '../core/vit/webgpu-kernels';
 import { installReuse } from '../core/vit/webgpu-reuse';
 import { setFlagsFromString } from 'node:v8';
@@ -13,8 +13,9 @@ export type NodeBackend = 'wasm' | 'cpu' | 'webgpu';
 
 // WebAssembly relaxed SIMD: its fused multiply-add doubles our wasm kernels' products (wasm-simd.ts). On by
 // default from V8 11.4 (Chrome 114, Node 22); Node 20's V8 has it complete behind this flag, read when a
-// module is compiled, so setting it now (before any) is enough. Where it stays off the plain SIMD build runs.
-setFlagsFromString('--experimental-wasm-relaxed-simd');
+// module is compiled, so setting it now (before any) is enough. Only where it is off: a V8 that no longer
+// knows the flag would print an error for it. Where it stays off, the plain SIMD build runs.
+if (!relaxedSimdValidates()) setFlagsFromString('--experimental-wasm-relaxed-simd');
 
 /**
  * Starts `name`. For wasm, `threads` is how many cores XNNPACK computes on:

@@ -204,9 +204,14 @@ let relaxed: boolean | null = null;
 export function relaxedSupported(): boolean {
   if (relaxed === null) {
     const off = typeof process !== 'undefined' && process.env?.VPT_WASM_FMA === '0';
-    try { relaxed = !off && WebAssembly.validate(bytesOf(RELAXED_PLAIN)); } catch { relaxed = false; }
+    relaxed = !off && relaxedSimdValidates();
   }
   return relaxed;
+}
+
+/** Whether the engine validates relaxed SIMD now (not cached: the CLI turns it on in Node 20 first, where needed). */
+export function relaxedSimdValidates(): boolean {
+  try { return WebAssembly.validate(bytesOf(RELAXED_PLAIN)); } catch { return false; }
 }
 
 /** Register the kernels for 'wasm' where SIMD runs. Safe to call more than once, and before the backend starts. */
