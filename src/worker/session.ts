@@ -15,8 +15,6 @@ import { searchHyper } from '../core/train/search';
 import { safeFileName } from '../core/io/file-name';
 import { precompileWebgpu, restartBackend, webgpuDeviceLost } from './backend-chain';
 import { planPasses, validBudget } from '../core/train/memory';
-import { fusedKernels } from '../core/vit/webgpu-kernels';
-import { wasmSimdKernels } from '../core/vit/wasm-simd';
 import { argmaxRows, softmaxRows } from '../core/train/metrics';
 import { countTuned, disposeVars, initState, makeVars } from '../core/tuning/params';
 import { formatSpec, promptTokens, protocolOf, titleOf } from '../core/tuning/registry';
@@ -32,6 +30,7 @@ import { countParams } from '../core/vit/weights';
 import { decodeBlob, thumbOf } from './decode';
 import type { BackboneSummary, BackendInfo, Prediction, Reply, Request, TaskInfo, TrainOutcome, WorkerEvent } from './protocol';
 import { loadDataset, makeSplits, type StudioDataset } from './studio-data';
+import { engineKernels } from '../core/vit/ops';
 
 class DeviceFault extends Error {}
 
@@ -132,7 +131,7 @@ export class Session {
   /** The passes a run makes within `budgetBytes` (the page's memory budget) on this device. */
   private withMicroBatch(cfg: TrainConfig, budgetBytes?: number): TrainConfig {
     if (budgetBytes !== undefined && !validBudget(budgetBytes)) throw new VptError('memory budget', `${budgetBytes / 1024 ** 3} GiB is not a positive size`);
-    return planPasses(this.need().b.weights.config, cfg, { maxBindingBytes: this.info?.limits.maxStorageBufferBindingSize, budgetBytes, fused: fusedKernels(), simd: wasmSimdKernels(), backend: tf.getBackend() });
+    return planPasses(this.need().b.weights.config, cfg, { maxBindingBytes: this.info?.limits.maxStorageBufferBindingSize, budgetBytes, ...engineKernels() });
   }
 
   /** Hold a trained state as a task and describe it for the page (validation predictions included). */

@@ -14,11 +14,13 @@ import { setFusedBlocks } from '../../src/core/vit/fused-block';
 import type { Backbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
 import { setWasmSimd } from '../../src/core/vit/wasm-simd';
-import { tinyModel } from './helpers';
+import { useBackend } from '../../src/cli/backend';
+import { tinyBackbone } from './helpers';
 
 let b: Backbone, model: FrozenViT;
 beforeAll(async () => {
-  ({ b } = await tinyModel());
+  await useBackend('wasm');
+  b = await tinyBackbone(); // each describe builds its model under its own setting
 });
 
 async function gradients(name: string, written: boolean) {

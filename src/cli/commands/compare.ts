@@ -10,9 +10,6 @@ import { compareCsv, compareProtocols, storedMultiple, summarise, type CompareRu
 import { train } from '../../core/train/loop';
 import { resolveTrainConfig } from '../../core/train/config';
 import { planPasses } from '../../core/train/memory';
-import * as tf from '@tensorflow/tfjs';
-import { fusedKernels } from '../../core/vit/webgpu-kernels';
-import { wasmSimdKernels } from '../../core/vit/wasm-simd';
 import { paperGrid, searchHyper, smallGrid } from '../../core/train/search';
 import { countTuned } from '../../core/tuning/params';
 import { formatSpec, parseSpec, titleOf } from '../../core/tuning/registry';
@@ -22,6 +19,7 @@ import { num, oneOf, str, UsageError, type Parsed } from '../args';
 import { loadBackboneFromPath } from '../node-io';
 import { backboneRef, loadTrainData, log, memoryFlag, preprocessingFromFlags } from './common';
 import { configFromFlags } from './train';
+import { engineKernels } from '../../core/vit/ops';
 
 export async function compare(p: Parsed, backend: string): Promise<void> {
   const backbonePath = str(p, 'backbone'), dataDir = str(p, 'data');
@@ -46,7 +44,7 @@ export async function compare(p: Parsed, backend: string): Promise<void> {
   const dtype = p.flags.get('fp16') === true ? 'F16' as const : 'F32' as const;
   const fileBytes = (s: Parameters<typeof writeTask>[0]) => writeTask(s, { classes: data.classes, backbone: ref, preprocessing: pre }, { dtype }).byteLength;
   const model = new FrozenViT(b.weights);
-  const run: Runner = (d, cfg, hooks) => train(model, pre, d, planPasses(b.weights.config, cfg, { budgetBytes, fused: fusedKernels(), simd: wasmSimdKernels(), backend: tf.getBackend() }), b.fingerprint, hooks);
+  const run: Runner = (d, cfg, hooks) => train(model, pre, d, planPasses(b.weights.config, cfg, { budgetBytes, ...engineKernels() }), b.fingerprint, hooks);
   const runs: CompareRun[] = [];
   try {
     if (!search) {

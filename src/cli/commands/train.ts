@@ -5,15 +5,13 @@ import { readCheckpoint, writeCheckpoint } from '../../core/train/checkpoint';
 import { resolveTrainConfig, type TrainConfig } from '../../core/train/config';
 import { train as runTraining } from '../../core/train/loop';
 import { describePlan, formatBudget, planPasses } from '../../core/train/memory';
-import * as tf from '@tensorflow/tfjs';
-import { fusedKernels } from '../../core/vit/webgpu-kernels';
-import { wasmSimdKernels } from '../../core/vit/wasm-simd';
 import { parseSpec, protocolOf, titleOf } from '../../core/tuning/registry';
 import type { ProtocolSpec } from '../../core/tuning/types';
 import { FrozenViT } from '../../core/vit/model';
 import { num, oneOf, str, UsageError, type Parsed } from '../args';
 import { loadBackboneFromPath, readBytes } from '../node-io';
 import { backboneRef, loadTrainData, log, memoryFlag, preprocessingFromFlags } from './common';
+import { engineKernels } from '../../core/vit/ops';
 
 function writeAtomic(path: string, bytes: Uint8Array): void {
   // Write then rename, so a crash never leaves a half-written file under the real name.
@@ -67,7 +65,7 @@ export async function train(p: Parsed, backend: string): Promise<void> {
   const warning = protocolOf(cfg.protocol.name).warning;
   if (warning) log(`warning: ${warning}`);
   // Passes that keep the whole step within --memory, as the studio plans them (gradients accumulate exactly: same result).
-  const planned = planPasses(b.weights.config, cfg, { budgetBytes, fused: fusedKernels(), simd: wasmSimdKernels(), backend: tf.getBackend() });
+  const planned = planPasses(b.weights.config, cfg, { budgetBytes, ...engineKernels() });
   if (planned.microBatch < cfg.batch) log(`memory: ${describePlan(planned, cfg)} (${formatBudget(budgetBytes)} for the whole step)`);
   const model = new FrozenViT(b.weights);
   const ckptPath = str(p, 'checkpoint') ?? out.replace(/(\.vpt)?\.safetensors$/, '') + '.ckpt.safetensors';

@@ -7,6 +7,10 @@ import { SIMD_LINEAR, SIMD_PACK, wasmSimdKernels } from './wasm-simd';
 /** Whether GELU and the frozen norms run as the two-kernel pairs below: webgpu's WGSL, or wasm's SIMD (wasm-simd.ts). */
 const fusedPairs = (): boolean => fusedKernels() || wasmSimdKernels();
 
+/** What the engine runs now, as the memory planner's PassOptions name it (core/train/memory.ts). */
+export const engineKernels = (): { backend: string; fused: boolean; simd: boolean } =>
+  ({ backend: tf.getBackend(), fused: fusedKernels(), simd: wasmSimdKernels() });
+
 /**
  * Scalar constants held as tensors while a model lives. A plain number in a
  * tfjs op becomes a new scalar tensor on every call, and on webgpu each one is

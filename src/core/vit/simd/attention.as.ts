@@ -5,7 +5,8 @@ import { product } from './gemm.as';
 // ---- Attention: one kernel a layer for forward, one for backward, over a range of (image, head) pairs. ----
 // qkv is [B*T, 3d] (q, k, v side by side, head h at columns h*hd of each); out and dOut [B*T, d]; dqkv
 // [B*T, 3d]; probs [B*H, T, Tp], Tp = T rounded up to 4 (the products' widths must be multiples of 4;
-// the pad column is 0). Every product is 2-D, row-major, on strided views: no copies but two transposes.
+// the pad column is 0). Every product is 2-D, row-major, on strided views: no copies but transposes (k^T forward;
+// v^T, P^T and dS^T backward).
 
 /** dst[c, r] = src[r, c] for r < rows, c < cols (row strides ld, ldd in floats); dst[c, r] = 0 for rows <= r < pad. */
 function transpose(src: usize, ld: i32, dst: usize, ldd: i32, rows: i32, cols: i32, pad: i32): void {
