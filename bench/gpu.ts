@@ -8,6 +8,8 @@
 // attention: each product alone against tfjs's batched matmul (bench/attention-gpu.ts), then steps as the
 // studio runs them, with the blocks on the tape and with attention on tfjs's ops, alternated, on four
 // configurations, and the two profiles (a few minutes).
+// `--replay`: only steps replayed from a captured one (src/core/train/replay.ts) against steps through
+// tfjs, alternated, three rounds on ViT-Ti/16 batch 8 and 64 and ViT-B/16 batch 8, then the host table.
 // `--matmul`: only the linear layers' products, our tiled kernel (src/core/vit/webgpu-matmul.ts, both
 // tiles) against tfjs's on the shapes of a step, then whole steps with it and without, alternated.
 import { spawnSync } from 'node:child_process';
@@ -20,6 +22,7 @@ import { setFusedAttention } from '../src/core/vit/attention';
 import { setFusedBlocks } from '../src/core/vit/fused-block';
 import { fusedKernels, runFused, setFusedKernels } from '../src/core/vit/webgpu-kernels';
 import { setReuse } from '../src/core/vit/webgpu-reuse';
+import { setReplay } from '../src/core/train/replay';
 import { MATMUL, matmulTiling, setMatmulTiling } from '../src/core/vit/webgpu-matmul';
 import { attentionKernels, formatAttentionKernels, type AttentionKernelRow } from './attention-gpu';
 import { formatHost, hostSteps, type HostResult } from './host';
@@ -31,15 +34,17 @@ interface GpuRow extends BenchResult {
   torch?: { stepMs: number; forwardMs: number; matmulGflops: number; peakBytes?: number } | null;
 }
 
-type Mode = 'fused' | 'plain' | 'tfjs attention' | 'no reuse' | 'tfjs matmul' | 'blocks on the tape';
+type Mode = 'fused' | 'plain' | 'tfjs attention' | 'no reuse' | 'tfjs matmul' | 'blocks on the tape' | 'no replay';
 const MODE_NOTES: Record<Exclude<Mode, 'fused'>, string> = {
   plain: 'plain tfjs ops, no fused kernels', 'tfjs attention': 'fused kernels on the tape, attention on tfjs ops', 'no reuse': 'no bind-group or uniform reuse',
   'tfjs matmul': 'fused kernels, linear layers on tfjs matmul', 'blocks on the tape': 'fused kernels, each op of a block a tape node',
+  'no replay': 'every step through tfjs, none replayed',
 };
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
 const attentionOnly = args.has('--attention');
 const matmulOnly = args.has('--matmul');
+const replayOnly = args.has('--replay');
 const preset = (n: string) => PRESETS.find((p) => p.name === n)!.config;
 const log = (s: string) => process.stderr.write(s + '\n');
 
@@ -72,17 +77,18 @@ export async function runGpuBench(): Promise<void> {
     if (mode !== 'fused') note = MODE_NOTES[mode];
     const was = setFusedKernels(!plain), wasAttention = setFusedAttention(mode !== 'tfjs attention'), wasReuse = setReuse(mode !== 'no reuse');
     const wasTiling = setMatmulTiling(mode === 'tfjs matmul' ? 'off' : 'auto'), wasBlocks = setFusedBlocks(mode !== 'blocks on the tape');
+    const wasReplay = setReplay(mode !== 'no replay');
     try {
       const r = await runCase({ config: c, ...bc });
       const pool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
       let torch: GpuRow['torch'] = null;
-      if (torchPython && !attentionOnly && !matmulOnly && !bc.embedded && !bc.recompute && !bc.once && mode === 'fused') {
+      if (torchPython && !attentionOnly && !matmulOnly && !replayOnly && !bc.embedded && !bc.recompute && !bc.once && mode === 'fused') {
         const py = spawnSync(torchPython, ['bench/torch_step.py', String(bc.prompts), String(bc.batch), '1', 'cuda', model === 'ViT-B/16' ? 'b' : 'ti'], { encoding: 'utf8', timeout: 300_000 });
         if (py.status === 0) torch = JSON.parse(py.stdout.trim().split('\n').at(-1)!);
         else log(`PyTorch: ${(py.stderr || py.error?.message || '').trim().split('\n').at(-1)}`);
       }
       rows.push({ model, prompts: bc.prompts, batch: bc.batch, recompute: !!bc.recompute, ...r, gpuPoolBytes: pool, torch, ...(note ? { note } : bc.embedded ? { note: 'from cached patch embeddings' } : {}) });
-      log(`${model} p=${bc.prompts} b=${bc.batch}${bc.recompute ? ' recompute' : ''}${bc.embedded ? ' embedded' : ''}${mode === 'fused' ? '' : ` ${mode}`}: step ${r.stepMs.toFixed(1)} ms (first ${r.firstStepMs?.toFixed(0) ?? '-'} ms), forward ${r.forwardMs.toFixed(1)} ms, ${(100 * r.efficiency).toFixed(0)}% of ${r.matmulGflops.toFixed(0)} GFLOP/s, peak ${((r.peakBytes ?? 0) / 2 ** 20).toFixed(0)} MB${torch ? `; PyTorch ${torch.stepMs.toFixed(1)} ms (ours ${(r.stepMs / torch.stepMs).toFixed(2)}x)` : ''}`);
+      log(`${model} p=${bc.prompts} b=${bc.batch}${bc.recompute ? ' recompute' : ''}${bc.embedded ? ' embedded' : ''}${mode === 'fused' ? '' : ` ${mode}`}: step ${r.stepMs.toFixed(1)} ms (first ${r.firstStepMs?.toFixed(0) ?? '-'} ms), forward ${r.forwardMs.toFixed(1)} ms, ${(100 * r.efficiency).toFixed(0)}% of ${r.matmulGflops.toFixed(0)} GFLOP/s, peak ${((r.peakBytes ?? 0) / 2 ** 20).toFixed(0)} MB, ${r.replayed ? 'replayed' : 'through tfjs'}${torch ? `; PyTorch ${torch.stepMs.toFixed(1)} ms (ours ${(r.stepMs / torch.stepMs).toFixed(2)}x)` : ''}`);
     } catch (e) {
       log(`${model} p=${bc.prompts} b=${bc.batch}: failed: ${(e as Error).message.split('\n')[0]}`);
       rows.push({ model, prompts: bc.prompts, batch: bc.batch, recompute: !!bc.recompute, forwardMs: NaN, stepMs: NaN, imagesPerSecond: NaN, stepGflops: NaN, matmulGflops: NaN, efficiency: NaN, peakBytes: null, note: `failed: ${(e as Error).message.split('\n')[0]}` });
@@ -92,16 +98,20 @@ export async function runGpuBench(): Promise<void> {
       setReuse(wasReuse);
       setMatmulTiling(wasTiling);
       setFusedBlocks(wasBlocks);
+      setReplay(wasReplay);
     }
     save();
   };
 
-  const ti = preset('ViT-Ti/16'), vitB = preset('ViT-B/16'), steps = attentionOnly || matmulOnly ? 10 : 5;
+  const ti = preset('ViT-Ti/16'), vitB = preset('ViT-B/16'), steps = attentionOnly || matmulOnly || replayOnly ? 10 : 5;
+  // A card idles at a low clock: the first row of a run would otherwise be timed while it ramps up.
+  if (!quick) { await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, 'warm-up, not for comparison'); rows.pop(); }
   if (quick) {
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 });
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'plain');
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'tfjs attention');
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'no reuse');
+    await run('ViT-Ti/16', ti, { prompts: 10, batch: 2, steps: 1 }, undefined, 'no replay');
   } else if (matmulOnly) {
     // [M, K, N] of the linear layers: ViT-B/16 batch 8 and 32, ViT-Ti/16 batch 8 and 64 (T = 207), forward
     // (qkv, out, fc1, fc2) and the backward's dx = dy W^T (the same with K and N swapped).
@@ -119,6 +129,13 @@ export async function runGpuBench(): Promise<void> {
     for (let round = 0; round < 2; round++) {
       for (const [model, c, batch] of [['ViT-Ti/16', ti, 8], ['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 8], ['ViT-B/16', vitB, 32]] as [string, ViTConfig, number][]) {
         for (const mode of ['fused', 'tfjs matmul'] as const) await run(model, c, { prompts: 10, batch, steps }, undefined, mode);
+      }
+    }
+  } else if (replayOnly) {
+    // Steps replayed from a captured one against every step through tfjs, alternated.
+    for (let round = 0; round < 3; round++) {
+      for (const [model, c, batch] of [['ViT-Ti/16', ti, 8], ['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 8]] as [string, ViTConfig, number][]) {
+        for (const mode of ['fused', 'no replay'] as const) await run(model, c, { prompts: 10, batch, steps }, undefined, mode);
       }
     }
   } else if (attentionOnly) {
@@ -140,14 +157,14 @@ export async function runGpuBench(): Promise<void> {
   } else {
     // What is least often measured first, so a run cut short by its time limit still has it: the small
     // step against its modes, the 2 GiB plan's pass, then ViT-B/16 against its modes, then the sweeps.
-    for (const mode of ['fused', 'blocks on the tape', 'no reuse', 'tfjs attention', 'plain'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, undefined, mode);
+    for (const mode of ['fused', 'no replay', 'blocks on the tape', 'no reuse', 'tfjs attention', 'plain'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps }, undefined, mode);
     // The plan the CLI and the studio make on this engine (the fused kernels' smaller footprint included).
     const plan = choosePasses(vitB, 10, 64, undefined, undefined, fusedKernels() ? 'fused' : 'batched');
     await run('ViT-B/16', vitB, { prompts: 10, batch: plan.microBatch, steps: 1, recompute: plan.recompute, once: true }, `one pass of the 2 GiB batch-64 plan (${Math.ceil(64 / plan.microBatch)} passes)`);
-    for (const batch of [8, 32]) for (const mode of ['fused', 'blocks on the tape', 'no reuse', 'tfjs attention', 'plain'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
+    for (const batch of [8, 32]) for (const mode of ['fused', 'no replay', 'blocks on the tape', 'tfjs attention', 'plain'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
     for (const p of [1, 50]) await run('ViT-Ti/16', ti, { prompts: p, batch: 8, steps });
     for (const batch of [32, 64, 128]) await run('ViT-Ti/16', ti, { prompts: 10, batch, steps });
-    for (const mode of ['plain', 'tfjs attention'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps }, undefined, mode);
+    for (const mode of ['no replay', 'plain', 'tfjs attention'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps }, undefined, mode);
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, recompute: true });
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, embedded: true });
     await run('ViT-B/16', vitB, { prompts: 10, batch: 64, steps });
@@ -161,7 +178,7 @@ export async function runGpuBench(): Promise<void> {
     log(`host steps: failed: ${(e as Error).message.split('\n')[0]}`);
   }
   // By-kernel profiles; with --attention each also with attention on tfjs's ops, to read the products side by side.
-  for (const [model, c, b] of (quick ? [['ViT-Ti/16', ti, 2]] : [['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 32]]) as [string, ViTConfig, number][]) {
+  for (const [model, c, b] of (quick ? [['ViT-Ti/16', ti, 2]] : replayOnly ? [] : [['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 32]]) as [string, ViTConfig, number][]) {
     for (const fused of attentionOnly ? [true, false] : [true]) {
       const was = setFusedAttention(fused);
       try {
@@ -185,9 +202,9 @@ export async function runGpuBench(): Promise<void> {
     for (const m of matmuls) console.log([m.label.padEnd(16), ...[m.M, m.K, m.N].map((x) => String(x).padStart(6)), ...[m.tfjs, m.tile64, m.tile128].map((x) => x.toFixed(0).padStart(8)), String(m.auto ?? 'tfjs').padStart(5)].join(' '));
   }
   console.log(`\nVPT-deep training step on ${backend} (Node, Dawn); tfjs matmul ${squares.map((s) => `${s.n}^3 ${s.gflops.toFixed(0)} GFLOP/s`).join(', ')}`);
-  console.log('model      p  batch  recomp  fwd ms  step ms  first ms   img/s  matmul GFLOP/s  step/matmul  peak MB  pool MB  PyTorch step ms  ours/PyTorch');
+  console.log('model      p  batch  recomp  replay  fwd ms  step ms  first ms   img/s  matmul GFLOP/s  step/matmul  peak MB  pool MB  PyTorch step ms  ours/PyTorch');
   for (const r of rows) {
-    console.log([r.model.padEnd(10), String(r.prompts).padStart(2), String(r.batch).padStart(6), (r.recompute ? 'yes' : 'no').padStart(7), r.forwardMs.toFixed(1).padStart(7), r.stepMs.toFixed(1).padStart(8),
+    console.log([r.model.padEnd(10), String(r.prompts).padStart(2), String(r.batch).padStart(6), (r.recompute ? 'yes' : 'no').padStart(7), (r.replayed ? 'yes' : 'no').padStart(7), r.forwardMs.toFixed(1).padStart(7), r.stepMs.toFixed(1).padStart(8),
       (r.firstStepMs?.toFixed(0) ?? '-').padStart(9), r.imagesPerSecond.toFixed(1).padStart(7), r.matmulGflops.toFixed(0).padStart(15), `${(100 * r.efficiency).toFixed(0)}%`.padStart(12),
       (r.peakBytes === null ? '-' : (r.peakBytes / 2 ** 20).toFixed(0)).padStart(8), (r.gpuPoolBytes === undefined ? '-' : (r.gpuPoolBytes / 2 ** 20).toFixed(0)).padStart(8),
       (r.torch ? r.torch.stepMs.toFixed(1) : '-').padStart(16), (r.torch ? `${(r.stepMs / r.torch.stepMs).toFixed(2)}x` : '-').padStart(13), r.note ?? ''].join(' '));

@@ -5,12 +5,14 @@
 //   a step's whole time is host time (ViT-Ti/16 at 224, batch 2: the null adapter holds about half a GiB);
 // - in Chromium on SwiftShader, as the time to issue a step (WebGPU calls there only queue work for
 //   the GPU process), on ViT-Ti/16's 12 layers at 32 px so that SwiftShader keeps up.
-// Four ways, interleaved in blocks so that a change in the machine's speed falls on all of them: as
-// the studio runs it, with each op of a frozen block a node of the tape (src/core/vit/fused-block.ts
+// Five ways, interleaved in blocks so that a change in the machine's speed falls on all of them: as
+// the studio runs it (steps replayed from a captured one, src/core/train/replay.ts), every step through
+// tfjs, with each op of a frozen block a node of the tape (src/core/vit/fused-block.ts
 // off), without reusing bind groups and uniform buffers (src/core/vit/webgpu-reuse.ts), and on
 // tfjs's plain ops instead of our fused kernels.
 import * as tf from '@tensorflow/tfjs';
 import { forwardOf, optimizerStep } from '../src/core/train/step';
+import { Stepper } from '../src/core/train/replay';
 import { vptDeep } from '../src/core/tuning/prompt';
 import type { ViTConfig } from '../src/core/vit/config';
 import { setFusedBlocks } from '../src/core/vit/fused-block';
@@ -18,7 +20,7 @@ import { setFusedKernels } from '../src/core/vit/webgpu-kernels';
 import { reuseStats, setReuse } from '../src/core/vit/webgpu-reuse';
 import { vptDeepCase } from './step';
 
-export const HOST_MODES = ['as the studio runs it', 'blocks on the tape', 'no bind-group or uniform reuse', 'plain tfjs ops'] as const;
+export const HOST_MODES = ['as the studio runs it', 'no replay', 'blocks on the tape', 'no bind-group or uniform reuse', 'plain tfjs ops'] as const;
 export type HostMode = typeof HOST_MODES[number];
 /** Medians over the timed steps: `issueMs` until the step's last call returned, `stepMs` until its loss was read. */
 export interface HostRow { mode: HostMode; issueMs: number; stepMs: number; dispatches: number; usPerDispatch: number }
@@ -34,6 +36,9 @@ export async function hostSteps(where: string, model: string, c: ViTConfig, batc
   const p = 10, S = c.imageSize, B = batch;
   const { model: vit, vars, opt, images, labels, dispose } = vptDeepCase(c, p, B);
   const train = forwardOf(vit, vptDeep, vars);
+  // The studio's steps: replayed from a captured one once they settle (each block's first step captures
+  // again, since the other modes' steps move the variables to other buffers).
+  const stepper = new Stepper(train, vars, opt, B);
   const hostBatch = { inputs: images, rowShape: [S, S, 3], labels, weights: new Float32Array(B).fill(1), size: B };
   const backend = tf.backend();
   const calls = () => { const s = reuseStats(backend); return s ? s.created + s.reused : NaN; };
@@ -43,17 +48,17 @@ export async function hostSteps(where: string, model: string, c: ViTConfig, batc
   for (let round = 0; round < rounds; round++) {
     for (const mode of HOST_MODES) {
       const wasFused = setFusedKernels(mode !== 'plain tfjs ops'), wasReuse = setReuse(mode !== 'no bind-group or uniform reuse' && mode !== 'plain tfjs ops');
-      const wasBlocks = setFusedBlocks(mode === 'as the studio runs it' || mode === 'no bind-group or uniform reuse');
+      const wasBlocks = setFusedBlocks(mode === 'as the studio runs it' || mode === 'no replay' || mode === 'no bind-group or uniform reuse');
       try {
         for (let i = 0; i < block; i++) {
           const n0 = calls(), t0 = performance.now();
-          const r = optimizerStep(train, vars, opt, hostBatch, 0.01, B);
+          const r = mode === 'as the studio runs it' ? stepper.step(hostBatch, 0.01) : optimizerStep(train, vars, opt, hostBatch, 0.01, B);
           const t1 = performance.now();
           await r.loss.data();
           const t2 = performance.now();
           tf.dispose([r.loss, r.correct]);
-          // Every dispatch makes one bind group, reused or not (the readback makes none).
-          dispatches.set(mode, calls() - n0);
+          // Every dispatch makes one bind group, reused or not (the readback makes none); a replay makes none.
+          dispatches.set(mode, mode === 'as the studio runs it' && stepper.stats.replayed ? stepper.stats.dispatches : calls() - n0);
           if (round > 0) { issue.get(mode)!.push(t1 - t0); total.get(mode)!.push(t2 - t0); }
         }
       } finally {
@@ -63,6 +68,7 @@ export async function hostSteps(where: string, model: string, c: ViTConfig, batc
       }
     }
   }
+  stepper.dispose();
   dispose();
   const rows = HOST_MODES.map((mode) => {
     const issueMs = median(issue.get(mode)!), stepMs = median(total.get(mode)!), n = dispatches.get(mode) ?? NaN;

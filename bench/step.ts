@@ -6,6 +6,7 @@ import { embeddingShape } from '../src/core/train/loop';
 import { Optimizer, DEFAULT_OPTIMIZER } from '../src/core/train/optimizer';
 import { Rng } from '../src/core/train/rng';
 import { forwardOf, optimizerStep, paramGroups } from '../src/core/train/step';
+import { Stepper, WARMUP_STEPS } from '../src/core/train/replay';
 import { disposeVars, initState, makeVars } from '../src/core/tuning/params';
 import { vptDeep } from '../src/core/tuning/prompt';
 import type { ViTConfig } from '../src/core/vit/config';
@@ -26,6 +27,8 @@ export interface BenchResult {
   matmulGflops: number; efficiency: number; peakBytes: number | null;
   /** The first training step, warm-up included (on webgpu: compiling the backward pass's shaders). */
   firstStepMs?: number;
+  /** Timed steps that were replays of a captured one (webgpu; src/core/train/replay.ts). */
+  replayed?: number;
 }
 
 export function randomWeights(c: ViTConfig, seed = 1): ViTWeights {
@@ -124,17 +127,29 @@ export async function runCase(bc: BenchCase): Promise<BenchResult> {
   };
   rows?.dispose();
   let peak: number | null = null;
-  const step = async () => { const r = optimizerStep(train, vars, opt, batch, 0.01, B); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
+  // As the training loop runs steps: on webgpu, replayed once one is captured (src/core/train/replay.ts).
+  const stepper = new Stepper(train, vars, opt, B);
+  const step = async () => { const r = stepper.step(batch, 0.01); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
+  // The peak through tfjs (a replay allocates nothing tfjs can see).
+  const plainStep = async () => { const r = optimizerStep(train, vars, opt, batch, 0.01, B); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
   let forwardMs = NaN, stepMs: number, firstStepMs: number | undefined;
   if (bc.once) {
     const t0 = performance.now();
-    peak = (await tf.profile(step)).peakBytes;
+    peak = (await tf.profile(plainStep)).peakBytes;
     stepMs = performance.now() - t0;
   } else {
     forwardMs = await timeIt(async () => { const y = tf.tidy(() => infer(x)); await y.data(); y.dispose(); }, bc.steps);
-    stepMs = await timeIt(step, bc.steps, (ms) => { firstStepMs = ms; });
-    try { peak = (await tf.profile(step)).peakBytes; } catch { peak = null; }
+    // The first step timed alone (shader compilation), then the steps up to the first replay untimed.
+    const t0 = performance.now();
+    await step();
+    firstStepMs = performance.now() - t0;
+    while (stepper.stats.steps < WARMUP_STEPS + 2) await step();
+    stepMs = await timeIt(step, bc.steps);
   }
+  // Its buffers back to the pool first: the plain step would otherwise allocate its own.
+  const replayed = stepper.stats.replayed;
+  stepper.dispose();
+  if (!bc.once) try { peak = (await tf.profile(plainStep)).peakBytes; } catch { peak = null; }
   const f = forwardFlops(c, p);
   // Prompt tuning needs input gradients only: backward ~ forward without the patch embedding
   // (recomputation adds one more forward of the blocks, not counted: it is overhead, not work;
@@ -146,5 +161,5 @@ export async function runCase(bc: BenchCase): Promise<BenchResult> {
   const mm = Math.max(await matmulGflops(B * T, c.hiddenSize, c.mlpDim), wasmSimdKernels() ? await linearGflops(B * T, c.hiddenSize, c.mlpDim) : 0);
   tf.dispose(x); dispose();
   const achieved = stepGflops / (stepMs / 1000);
-  return { forwardMs, stepMs, imagesPerSecond: (1000 * B) / stepMs, stepGflops, matmulGflops: mm, efficiency: achieved / mm, peakBytes: peak, firstStepMs };
+  return { forwardMs, stepMs, imagesPerSecond: (1000 * B) / stepMs, stepGflops, matmulGflops: mm, efficiency: achieved / mm, peakBytes: peak, firstStepMs, replayed };
 }

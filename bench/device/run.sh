@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On a lent GPU machine (after bench/device/pack.sh here): unpack, find the adapter, then the GPU bench
-# (table in $OUT/table.txt, JSON in $OUT/gpu.json, log in $OUT/log.txt) and a CLI training run on webgpu.
+# (table in $OUT/table.txt, JSON in $OUT/gpu.json, log in $OUT/log.txt) and a CLI training run on webgpu, twice:
+# with replayed steps and without (VPT_REPLAY=0); the two task files must be the same bytes.
 # Extra arguments go to the bench (e.g. --quick). BENCH_LIMIT: seconds for the bench (360).
 cd "$(dirname "$0")/../.."
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
@@ -23,5 +24,10 @@ SECONDS=0
 VPT_THREADS=1 timeout 100 $T/node .gpu/vpt.mjs train --backend webgpu --backbone .gpu/data/tiny --data .gpu/data/train --variant deep --prompts 4 --epochs 10 --batch 32 --out $T/t.vpt > "$OUT/train.txt" 2>&1
 echo "train rc $? in ${SECONDS}s"
 tail -14 "$OUT/train.txt"
+# The same run with every step through tfjs (no replayed steps): the task files must be the same bytes.
+SECONDS=0
+VPT_REPLAY=0 VPT_THREADS=1 timeout 100 $T/node .gpu/vpt.mjs train --backend webgpu --backbone .gpu/data/tiny --data .gpu/data/train --variant deep --prompts 4 --epochs 10 --batch 32 --out $T/t0.vpt > "$OUT/train0.txt" 2>&1
+echo "train without replay rc $? in ${SECONDS}s; $(cmp -s $T/t.vpt $T/t0.vpt && echo 'task files identical' || echo 'task files DIFFER')"
+grep -E '^epoch (1|10)/' "$OUT/train0.txt"
 grep -v '^  ' "$OUT/log.txt" | tail -30
 cat "$OUT/table.txt"

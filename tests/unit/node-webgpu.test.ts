@@ -119,6 +119,41 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     }
   }, 120_000);
 
+  it('replays captured training steps bit for bit, with new data, learning rates and padding every step, and falls back where a replay would be wrong', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(__dirname, 'webgpu-replay-child.ts')], { encoding: 'utf8', timeout: 300_000, env, cwd: resolve(__dirname, '../..') });
+    expect(r.status, r.stderr).toBe(0);
+    type Stats = { replayed: number; captures: number; dispatches: number; refused: string | null; dropped: string | null; gaveUp: boolean };
+    type Case = { identical: boolean; finite: boolean; leaked: number[]; plainReplayed: number; stats: Stats };
+    const { poolConsistent, ...cases } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, Case> & { poolConsistent: boolean };
+    expect(Object.keys(cases)).toEqual(['deep', 'passes', 'assigned', 'adamw', 'dropout']);
+    for (const [name, c] of Object.entries(cases)) {
+      // Losses, hit counts, parameters and momentum: the same bits as steps through tfjs.
+      expect(c.identical, name).toBe(true);
+      expect(c.finite, name).toBe(true);
+      expect(c.leaked, name).toEqual([0, 0]);
+      expect(c.plainReplayed, name).toBe(0);
+    }
+    // SGD: two steps through tfjs, two captures (tfjs uploads its gradients' ones; the second checks
+    // that they are the same), then replays; two passes a step (VPT-shallow) too.
+    for (const name of ['deep', 'passes']) {
+      expect(cases[name].stats.replayed, name).toBe(3);
+      expect(cases[name].stats.captures, name).toBe(1);
+      expect(cases[name].stats.dispatches, name).toBeGreaterThan(50);
+    }
+    // A variable assigned from outside between steps: that replay is dropped, and a new capture follows.
+    expect(cases.assigned.stats.dropped).toMatch(/released|another buffer/);
+    expect(cases.assigned.stats.captures).toBe(2);
+    expect(cases.assigned.stats.replayed).toBe(3);
+    // AdamW's bias corrections and prompt dropout's masks change every step: never replayed.
+    for (const name of ['adamw', 'dropout']) {
+      expect(cases[name].stats.replayed, name).toBe(0);
+      expect(cases[name].stats.gaveUp, name).toBe(true);
+      expect(cases[name].stats.refused, name).toBe('host data that changes from step to step');
+    }
+    // The captured steps' buffers went back to tfjs's pool.
+    expect(poolConsistent).toBe(true);
+  }, 300_000);
+
   it('says what is missing when Dawn finds no Vulkan driver', () => {
     const r = vpt({ VK_ICD_FILENAMES: join(tmp, 'no-such-driver.json') }, 'inspect', '--backend', 'webgpu', join(FIX, 'backbone.npz'));
     expect(r.code).toBe(1);

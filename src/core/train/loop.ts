@@ -21,7 +21,8 @@ import { argmaxRows, evaluatePredictions, type Evaluation } from './metrics';
 import { DEFAULT_OPTIMIZER, Optimizer } from './optimizer';
 import { Rng } from './rng';
 import { appliedLr, lrMultiplier } from './schedule';
-import { batchGradients, forwardOf, optimizerStep, paramGroups, type StepResult } from './step';
+import { batchGradients, forwardOf, paramGroups, type StepResult } from './step';
+import { Stepper } from './replay';
 
 export interface TrainData { train: Example[]; val: Example[]; classes: string[] }
 
@@ -200,6 +201,8 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   if (resume) opt.importState(resume.optimizer);
   if (!cached) model.prepareBackward();
   const forward = forwardOf(model, proto, vars, { cached, embedded, recompute: cfg.recompute, dropout: { rng, rate: cfg.promptDropout } });
+  // On WebGPU, later steps replay the commands of a captured one (replay.ts).
+  const stepper = new Stepper(forward, vars, opt, micro);
   const tuned: Tuned = { proto, vars };
   const history: EpochReport[] = resume ? [...resume.history] : [];
   let best = resume?.best ?? null;
@@ -249,7 +252,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
           const plain = forwardOf(model, proto, vars, { cached, embedded, recompute: cfg.recompute });
           await hooks.precompile(() => { const g = batchGradients(plain, vars, batch, micro); tf.dispose([g.loss, g.correct, ...g.grads.values()]); });
         }
-        const run = () => optimizerStep(forward, vars, opt, batch, lr, micro);
+        const run = () => stepper.step(batch, lr);
         if (step === 0) {
           // The first step's peak, measured once: tf.profile tracks every allocation.
           let r!: StepResult;
@@ -267,6 +270,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
       }
       await drain();
       const seconds = (performance.now() - te) / 1000;
+      stepper.suspend();
       const state = diverged ? null : await readVars(proto, vars, state0, model.config);
       if (state && !allFinite(state)) diverged = divergedMessage('parameters became NaN or Inf', step, epoch + 1, cfg.lr, best?.epoch ?? null);
       // Nothing of a diverged epoch is kept: no report, no checkpoint; the last good one stays.
@@ -289,6 +293,7 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
       }
     }
   } finally {
+    stepper.dispose();
     disposeVars(vars);
     opt.dispose();
   }

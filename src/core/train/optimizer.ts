@@ -36,12 +36,12 @@ export class Optimizer {
     this.release = holdScalars([momentum, beta1, beta2, 1 - beta1, 1 - beta2, eps, ...params.map((p) => p.weightDecay)]);
   }
 
-  /** Apply one update with learning rate `lr`; `grads` by parameter name. */
-  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+  /** Apply one update with learning rate `lr` (SGD: `given`, that value as a tensor, if the caller has it); `grads` by parameter name. */
+  apply(grads: Map<string, tf.Tensor>, lr: number, given?: tf.Scalar): void {
     this.step++;
     const { name, momentum, beta1, beta2, eps } = this.config;
     // One learning-rate scalar for every parameter this step (the same value a number would give).
-    const rate = name === 'sgd' ? tf.scalar(lr) : null;
+    const rate = name === 'sgd' ? given ?? tf.scalar(lr) : null;
     for (const p of this.params) {
       const g0 = grads.get(p.name);
       if (!g0) continue;
@@ -72,7 +72,12 @@ export class Optimizer {
         }
       });
     }
-    rate?.dispose();
+    if (rate !== given) rate?.dispose();
+  }
+
+  /** The state's variables (momentum, Adam's moments): a step changes them as it changes the parameters. */
+  stateVariables(): tf.Variable[] {
+    return [...this.slots.values()].flat();
   }
 
   async exportState(): Promise<OptimizerState> {

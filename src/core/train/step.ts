@@ -47,20 +47,34 @@ export interface StepResult {
   correct: tf.Scalar;
 }
 
-function rows(b: HostBatch, from: number, n: number) {
+/** One pass's tensors: rows [from, from + n) of the batch. */
+export type Rows = (b: HostBatch, from: number, n: number) => { inputs: tf.Tensor; labels: tf.Tensor1D; weights: tf.Tensor1D };
+
+/**
+ * The step's host data as tensors the caller made (train/replay.ts, in buffers of its own): each
+ * pass's rows, the loss's denominator and the learning rate. Without it, each is a new tensor.
+ */
+export interface StepTensors { rows: Rows; denom: tf.Scalar; rate: tf.Scalar }
+
+/** The loss's denominator: the batch's weight, at least 1 (micro-batches share it). */
+export function lossDenominator(batch: HostBatch): number {
+  let denom = 0;
+  for (let i = 0; i < batch.size; i++) denom += batch.weights[i];
+  return Math.max(denom, 1);
+}
+
+const rows: Rows = (b, from, n) => {
   const px = b.rowShape.reduce((a, c) => a * c, 1);
   return {
     inputs: tf.tensor(b.inputs.subarray(from * px, (from + n) * px), [n, ...b.rowShape]),
     labels: tf.tensor1d(b.labels.subarray(from, from + n), 'int32'),
     weights: tf.tensor1d(b.weights.subarray(from, from + n)),
   };
-}
+};
 
 /** Gradients of the batch loss for `vars`, summed over micro-batches, by parameter name. Caller disposes. */
-export function batchGradients(forward: Forward, vars: Vars, batch: HostBatch, microBatch: number): StepResult & { grads: Map<string, tf.Tensor> } {
-  let denom = 0;
-  for (let i = 0; i < batch.size; i++) denom += batch.weights[i];
-  denom = Math.max(denom, 1);
+export function batchGradients(forward: Forward, vars: Vars, batch: HostBatch, microBatch: number, given?: StepTensors): StepResult & { grads: Map<string, tf.Tensor> } {
+  const denom = given?.denom ?? lossDenominator(batch), rowsOf = given?.rows ?? rows;
   const names = [...vars.keys()];
   const list = names.map((n) => vars.get(n)!);
   // Sums over the passes, started from the first pass's values rather than from zeros (each zero
@@ -70,7 +84,7 @@ export function batchGradients(forward: Forward, vars: Vars, batch: HostBatch, m
   const acc = new Map<string, tf.Tensor>();
   for (let from = 0; from < batch.size; from += microBatch) {
     const n = Math.min(microBatch, batch.size - from);
-    const mb = rows(batch, from, n);
+    const mb = rowsOf(batch, from, n);
     let hits: tf.Scalar | null = null;
     const { value, grads } = tf.variableGrads(() => {
       const logits = forward(mb.inputs);
@@ -100,10 +114,13 @@ export function batchGradients(forward: Forward, vars: Vars, batch: HostBatch, m
   return { loss: total ?? tf.scalar(0), correct: correct ?? tf.scalar(0), grads: acc };
 }
 
-/** One optimiser step at learning rate `lr`; returns loss and hits (read them asynchronously, then dispose). */
-export function optimizerStep(forward: Forward, vars: Vars, opt: Optimizer, batch: HostBatch, lr: number, microBatch: number): StepResult {
-  const { loss, correct, grads } = batchGradients(forward, vars, batch, microBatch);
-  opt.apply(grads, lr);
+/**
+ * One optimiser step at learning rate `lr`; returns loss and hits (read them asynchronously, then dispose).
+ * `given`: the step's host data as tensors the caller made (StepTensors).
+ */
+export function optimizerStep(forward: Forward, vars: Vars, opt: Optimizer, batch: HostBatch, lr: number, microBatch: number, given?: StepTensors): StepResult {
+  const { loss, correct, grads } = batchGradients(forward, vars, batch, microBatch, given);
+  opt.apply(grads, lr, given?.rate);
   grads.forEach((g) => g.dispose());
   return { loss, correct };
 }

@@ -1,0 +1,221 @@
+/**
+ * The training loop's step on WebGPU: a tfjs step until the step's shape has
+ * settled, then one step captured and every later step replayed from its
+ * commands (vit/webgpu-replay.ts says why and what makes that exact).
+ * Elsewhere, or when a capture is refused (AdamW's per-step constants,
+ * prompt dropout's masks, a profiler), every step runs through tfjs.
+ *
+ * Host data goes through buffers of the stepper's own, one per pass and kind
+ * (images or embeddings, labels, weights) and one each for the learning rate
+ * and the loss's denominator,
+ * written before each step: so a tfjs step also reuses them rather than
+ * creating and mapping a new buffer per upload, and the buffers a captured
+ * step reads are the ones the next step's data is written to.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Vars } from '../tuning/types';
+import { beginCapture, abandonCapture, bufferOf, endCapture, flush, replayable, sameUploads, type Backend, type Buf, type Replay, type Upload } from '../vit/webgpu-replay';
+import type { Optimizer } from './optimizer';
+import { lossDenominator, optimizerStep, type Forward, type HostBatch, type Rows, type StepResult } from './step';
+
+/**
+ * Steps run through tfjs before one is captured: the first compiles the shaders and writes the
+ * uniforms, the second is the optimiser's first with momentum.
+ */
+export const WARMUP_STEPS = 2;
+/** Captures tried in a row without a replay that ran: past them (the step's host data changes every step) no more are tried for this batch shape. */
+const MAX_CAPTURES = 4;
+
+// VPT_REPLAY=0 in Node turns it off (to compare, or to rule it out when something looks wrong).
+let enabled = !(typeof process !== 'undefined' && process.env?.VPT_REPLAY === '0');
+/** Replay on or off (the bench and the tests compare both); returns the previous setting. */
+export function setReplay(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  return was;
+}
+
+/** What the stepper did: for the bench, the tests and a user asking why a run is slow. */
+export interface StepperStats {
+  steps: number; replayed: number; captures: number; dispatches: number;
+  /** Why the last capture could not be replayed (null once one is), and why the last replay was dropped. */
+  refused: string | null; dropped: string | null;
+  /** True once captures stopped for this batch shape: every step runs through tfjs. */
+  gaveUp: boolean;
+}
+
+const STORAGE = 0x80, COPY_SRC = 0x4, COPY_DST = 0x8; // GPUBufferUsage
+
+/** The step's host data in buffers of its own, written before each step, read through zero-copy tensors. */
+class StepInputs {
+  private readonly bufs = new Map<string, Buf>();
+  constructor(private readonly b: Backend) {}
+
+  write(slot: string, data: Float32Array | Int32Array): void {
+    const size = Math.max(4, data.byteLength);
+    let buf = this.bufs.get(slot);
+    if (!buf || buf.size !== size) {
+      buf?.destroy();
+      buf = this.b.device.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST });
+      this.bufs.set(slot, buf);
+    }
+    this.b.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  tensor(slot: string, shape: number[], dtype: 'float32' | 'int32'): tf.Tensor {
+    return tf.tensor({ buffer: this.bufs.get(slot)! as unknown as GPUBuffer, zeroCopy: true }, shape, dtype);
+  }
+
+  buffers(): Buf[] { return [...this.bufs.values()]; }
+
+  dispose(): void {
+    this.bufs.forEach((x) => x.destroy());
+    this.bufs.clear();
+  }
+}
+
+export class Stepper {
+  private backend: Backend | null = null;
+  private inputs: StepInputs | null = null;
+  private replay: Replay | null = null;
+  /** The captured step's loss and hits: the replay writes them, and each step returns copies. */
+  private kept: tf.Tensor[] = [];
+  /** What the last capture uploaded, to compare with the next. */
+  private uploads: Upload[] | null = null;
+  private shape = '';
+  private settled = 0;
+  private captures = 0;
+  readonly stats: StepperStats = { steps: 0, replayed: 0, captures: 0, dispatches: 0, refused: null, dropped: null, gaveUp: false };
+
+  constructor(private readonly forward: Forward, private readonly vars: Vars, private readonly opt: Optimizer, private readonly microBatch: number) {}
+
+  /** One optimiser step (optimizerStep's contract: read loss and hits asynchronously, then dispose them). */
+  step(batch: HostBatch, lr: number): StepResult {
+    this.stats.steps++;
+    const b = tf.getBackend() === 'webgpu' ? tf.backend() : null;
+    if (!enabled || !replayable(b)) {
+      this.reset();
+      return optimizerStep(this.forward, this.vars, this.opt, batch, lr, this.microBatch);
+    }
+    if (b !== this.backend) { this.reset(); this.backend = b; this.inputs = new StepInputs(b); }
+    const shape = `${batch.size} ${batch.rowShape.join('x')} ${this.microBatch}`;
+    if (shape !== this.shape) { this.drop(); this.shape = shape; this.settled = 0; this.captures = 0; this.uploads = null; this.stats.gaveUp = false; }
+    const inputs = this.inputs!;
+    // Every pass's rows and the rate written first: a capture refuses any write made while it watches.
+    flush(b);
+    const px = batch.rowShape.reduce((x, y) => x * y, 1);
+    for (let from = 0, i = 0; from < batch.size; from += this.microBatch, i++) {
+      const n = Math.min(this.microBatch, batch.size - from);
+      inputs.write(`x${i}`, batch.inputs.subarray(from * px, (from + n) * px));
+      inputs.write(`y${i}`, batch.labels.subarray(from, from + n));
+      inputs.write(`w${i}`, batch.weights.subarray(from, from + n));
+    }
+    inputs.write('lr', Float32Array.of(lr));
+    inputs.write('denom', Float32Array.of(lossDenominator(batch)));
+
+    if (this.replay) {
+      const out = this.kept.map(() => fresh(b));
+      if (this.replay.run(this.kept.map((t) => bufferOf(b, t)), out.map((t) => bufferOf(b, t)))) {
+        this.stats.replayed++;
+        this.captures = 0;
+        return { loss: out[0] as tf.Scalar, correct: out[1] as tf.Scalar };
+      }
+      tf.dispose(out);
+      this.stats.dropped = this.replay.reason;
+      this.drop();
+    }
+
+    const rowsOf: Rows = (_b, from, n) => {
+      const i = Math.floor(from / this.microBatch);
+      return { inputs: inputs.tensor(`x${i}`, [n, ...batch.rowShape], 'float32'), labels: inputs.tensor(`y${i}`, [n], 'int32') as tf.Tensor1D, weights: inputs.tensor(`w${i}`, [n], 'float32') as tf.Tensor1D };
+    };
+    const rate = inputs.tensor('lr', [], 'float32') as tf.Scalar, denom = inputs.tensor('denom', [], 'float32') as tf.Scalar;
+    const capture = !this.stats.gaveUp && ++this.settled > WARMUP_STEPS;
+    const variables = capture ? this.variables(b) : [];
+    if (capture) beginCapture(b);
+    let r: StepResult;
+    try {
+      r = optimizerStep(this.forward, this.vars, this.opt, batch, lr, this.microBatch, { rows: rowsOf, denom, rate });
+    } catch (e) {
+      if (capture) abandonCapture(b);
+      throw e;
+    } finally {
+      tf.dispose([rate, denom]);
+    }
+    if (!capture) return r;
+    // A refused capture is tried again next step (a uniform seen for the first time is written once), up to MAX_CAPTURES in a row.
+    const giveUp = ++this.captures >= MAX_CAPTURES;
+    const got = endCapture(b, { inputs: inputs.buffers(), variables, outputs: [bufferOf(b, r.loss), bufferOf(b, r.correct)] });
+    if (typeof got === 'string') { this.stats.refused = got; this.stats.gaveUp = giveUp; return r; }
+    // Host data the step uploads by itself (tfjs's ones in gradients, ...) must be the same every step:
+    // a capture that uploads any is kept only if the one before uploaded the same.
+    const previous = this.uploads;
+    this.uploads = got.uploads.map((u) => ({ ...u, data: u.data.slice() }));
+    if (got.uploads.length && !(previous && sameUploads(previous, got.uploads))) {
+      got.drop();
+      if (previous) this.stats.refused = 'host data that changes from step to step';
+      this.stats.gaveUp = giveUp;
+      return r;
+    }
+    this.replay = got;
+    this.stats.refused = null;
+    this.stats.captures++;
+    this.stats.dispatches = got.dispatches;
+    this.kept = [r.loss, r.correct];
+    const out = this.kept.map(() => fresh(b));
+    copyInto(b, this.kept.map((t) => bufferOf(b, t)), out.map((t) => bufferOf(b, t)));
+    return { loss: out[0] as tf.Scalar, correct: out[1] as tf.Scalar };
+  }
+
+  /** The trained variables and the optimiser's state: their buffers now, and how to find them after the step. */
+  private variables(b: Backend) {
+    return [...this.vars.values(), ...this.opt.stateVariables()].map((v) => ({
+      before: bufferOf(b, v),
+      after: () => bufferOf(b, v),
+      clearHostCopy: () => { const d = b.tensorMap.get(v.dataId); if (d?.resource) d.values = null; },
+    }));
+  }
+
+  private drop(): void {
+    this.replay?.drop();
+    this.replay = null;
+    tf.dispose(this.kept);
+    this.kept = [];
+  }
+
+  private reset(): void {
+    this.drop();
+    this.inputs?.dispose();
+    this.inputs = null;
+    this.backend = null;
+    this.shape = '';
+  }
+
+  /**
+   * Let the captured step's buffers go back to the pool (before a validation pass, which would
+   * otherwise allocate its own); the next step captures again.
+   */
+  suspend(): void {
+    this.drop();
+  }
+
+  /** Give back what the stepper holds (the captured step's buffers, its inputs). */
+  dispose(): void {
+    if (this.backend) flush(this.backend);
+    this.reset();
+  }
+}
+
+/** A new float32 scalar tensor with a GPU buffer of its own. */
+function fresh(b: Backend): tf.Tensor {
+  const info = b.makeTensorInfo([], 'float32');
+  b.uploadToGPU(info.dataId);
+  return tf.engine().makeTensorFromTensorInfo(info);
+}
+
+function copyInto(b: Backend, from: Buf[], to: Buf[]): void {
+  flush(b);
+  const enc = b.device.createCommandEncoder();
+  from.forEach((f, i) => enc.copyBufferToBuffer(f, 0, to[i], 0, f.size));
+  b.queue.submit([enc.finish()]);
+}
