@@ -136,8 +136,9 @@ function hooksOf(b: Backend): Hooks {
     refuse('a buffer written from the host');
     writeBuffer(buf, ...rest);
   };
-  // While capturing, a tensor's host data goes to a buffer of the capture's own (never pooled, never
-  // written again), noted so that the stepper can check that the next capture uploads the same.
+  // While capturing, a tensor's host data goes to a buffer of its own (never pooled, never written
+  // again, freed with its last reference), noted so that the stepper can check that the next capture
+  // uploads the same.
   const upload = b.uploadToGPU.bind(b);
   b.uploadToGPU = (id: object) => {
     const cap = hooks.capture, d = b.tensorMap.get(id) as (TensorData & { dtype: string; shape: number[] }) | undefined;
@@ -303,8 +304,8 @@ export class Replay {
       if (list) list.push(p); else pool.freeBuffers.set(key, [p]);
       pool.numFreeBuffers++;
     }
-    // Safe while commands that read them are still queued: WebGPU frees a destroyed buffer after its last use.
-    this.uploads.forEach((u) => u.buffer.destroy());
+    // The uploads' buffers are left to the garbage collector, not destroyed: a tensor that outlives
+    // the step (a constant first used in it) may still read its own. Scratch buffers are ours alone.
     this.scratch?.forEach((x) => x.destroy());
   }
 }
@@ -327,9 +328,7 @@ export function endCapture(b: Backend, parts: StepParts): Replay | string {
   const cap = h.capture;
   h.capture = null;
   if (!cap) return 'no capture was started';
-  const why = cap.refused ?? (cap.commands.length ? analyse(b, h, cap, parts) : 'no commands');
-  if (typeof why === 'string') cap.uploads.forEach((u) => u.buffer.destroy());
-  return why;
+  return cap.refused ?? (cap.commands.length ? analyse(b, h, cap, parts) : 'no commands');
 }
 
 function analyse(b: Backend, h: Hooks, cap: Capture, parts: StepParts): Replay | string {
@@ -393,6 +392,5 @@ function analyse(b: Backend, h: Hooks, cap: Capture, parts: StepParts): Replay |
 /** Stop a capture that was begun (the step failed); nothing is kept. */
 export function abandonCapture(b: Backend): void {
   const h = hooked.get(b);
-  h?.capture?.uploads.forEach((u) => u.buffer.destroy());
   if (h) h.capture = null;
 }
