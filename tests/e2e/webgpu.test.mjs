@@ -1,6 +1,6 @@
 // The page on Chromium's real (CPU-emulated) WebGPU adapter: the engine
 // worker passes it over for wasm unless asked for it, then reports webgpu; the fixture forward pass matches the official
-// numbers within 1e-4 on the webgpu backend.
+// numbers within 1e-4 on the webgpu backend; replayed training steps give the bits of steps through tfjs.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -88,4 +88,21 @@ test('fixture forward pass (plain, VPT-shallow, VPT-deep) on webgpu matches the 
       assert.ok(err < 1e-4, `${kind} ${name}: relative error ${err}`);
     }
   }
+});
+
+test('training steps replayed from a captured one on webgpu give the bits of steps through tfjs', async () => {
+  const { page } = br;
+  const fix = join(SHARED, 'fixtures/vpt-reference');
+  const urls = { st: fsUrl(srv.url, join(fix, 'backbone.safetensors')), cfg: fsUrl(srv.url, join(fix, 'config.json')) };
+  await page.goto(srv.url);
+  const result = await page.evaluate(async (u) => {
+    const { runReplaySteps } = await import('/tests/e2e/replay-steps.ts');
+    return runReplaySteps(u);
+  }, urls);
+  assert.equal(result.backend, 'webgpu');
+  // Two steps through tfjs, two captures, then replays: losses, hits, prompts, head and momentum, bit for bit.
+  assert.equal(result.stats.replayed, 3, JSON.stringify(result.stats));
+  assert.equal(result.replayed.length, result.plain.length);
+  assert.ok(result.plain.every(Number.isFinite));
+  result.plain.forEach((x, i) => assert.ok(Object.is(x, result.replayed[i]), `value ${i}: ${x} through tfjs, ${result.replayed[i]} replayed`));
 });
