@@ -29,5 +29,5 @@ SECONDS=0
 VPT_REPLAY=0 VPT_THREADS=1 timeout 100 $T/node .gpu/vpt.mjs train --backend webgpu --backbone .gpu/data/tiny --data .gpu/data/train --variant deep --prompts 4 --epochs 10 --batch 32 --out $T/t0.vpt > "$OUT/train0.txt" 2>&1
 echo "train without replay rc $? in ${SECONDS}s; $(cmp -s $T/t.vpt $T/t0.vpt && echo 'task files identical' || echo 'task files DIFFER')"
 grep -E '^epoch (1|10)/' "$OUT/train0.txt"
-grep -v '^  ' "$OUT/log.txt" | tail -30
+grep -v '^      ' "$OUT/log.txt" | tail -45  # the by-kernel profile, not its by-shape lines
 cat "$OUT/table.txt"
