@@ -2,6 +2,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { writeTask } from '../../core/io/task-file';
 import { readCheckpoint, writeCheckpoint } from '../../core/train/checkpoint';
+import type { StepperStats } from '../../core/train/replay';
 import { resolveTrainConfig, type TrainConfig } from '../../core/train/config';
 import { train as runTraining } from '../../core/train/loop';
 import { describePlan, formatBudget, planPasses } from '../../core/train/memory';
@@ -84,14 +85,28 @@ export async function train(p: Parsed, backend: string): Promise<void> {
     });
     writeAtomic(out, bytes);
     log(`best epoch ${result.bestEpoch}${result.bestValAccuracy === null ? '' : ` (validation ${(100 * result.bestValAccuracy).toFixed(1)}%)`}; wrote ${out} (${bytes.byteLength} bytes)`);
+    const replay = describeReplay(result.steps);
+    if (replay) log(replay);
     if (p.flags.get('json') === true) {
       process.stdout.write(JSON.stringify({
         out, bytes: bytes.byteLength, classes, best_epoch: result.bestEpoch, val_accuracy: result.bestValAccuracy,
         per_class: result.validation?.perClass ?? null, lr_per_256: cfg.lr, lr_applied: result.appliedLr, history: result.history, config: cfg, backend, diverged: result.diverged,
         features_cached: result.cached, embeddings_cached: result.embedded,
+        steps: result.steps.steps, replayed_steps: result.steps.webgpu ? result.steps.replayed : null, not_replayed: result.steps.webgpu && !result.steps.replayed ? result.steps.refused : null,
       }) + '\n');
     }
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * On webgpu, how many steps were replayed from a captured one (src/core/train/replay.ts), or why
+ * none were: the difference in speed between runs is often this.
+ */
+function describeReplay(s: StepperStats): string | null {
+  if (!s.webgpu) return null;
+  if (s.replayed) return `steps: ${s.steps}, ${s.replayed} replayed from a captured one`;
+  const why = s.refused === 'host data that changes from step to step' ? `${s.refused} (AdamW's bias corrections, prompt dropout's masks)` : s.refused ?? 'too few steps';
+  return `steps: ${s.steps}, none replayed: ${why}`;
 }

@@ -22,7 +22,7 @@ import { DEFAULT_OPTIMIZER, Optimizer } from './optimizer';
 import { Rng } from './rng';
 import { appliedLr, lrMultiplier } from './schedule';
 import { batchGradients, forwardOf, paramGroups, type StepResult } from './step';
-import { Stepper } from './replay';
+import { Stepper, type StepperStats } from './replay';
 
 export interface TrainData { train: Example[]; val: Example[]; classes: string[] }
 
@@ -66,6 +66,8 @@ export interface TrainResult {
    * is never overwritten by a diverged one). Says what happened and what to try.
    */
   diverged: string | null;
+  /** What the stepper did (replay.ts): on webgpu, how many steps were replayed from a captured one, or why none. */
+  steps: StepperStats;
 }
 
 /** What to tell the user when a run diverges: where, and a learning rate to try. */
@@ -306,6 +308,6 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   }
   return {
     state: best.state, bestEpoch: best.epoch, bestValAccuracy: data.val.length ? best.valAccuracy : null, validation, history,
-    appliedLr: lr0, stopped, tunedParams: countTuned(best.state), seconds: (performance.now() - t0) / 1000, peakBytes, cached, embedded, diverged,
+    appliedLr: lr0, stopped, tunedParams: countTuned(best.state), seconds: (performance.now() - t0) / 1000, peakBytes, cached, embedded, diverged, steps: { ...stepper.stats },
   };
 }

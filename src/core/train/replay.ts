@@ -42,6 +42,8 @@ export interface StepperStats {
   refused: string | null; dropped: string | null;
   /** True once captures stopped for this batch shape: every step runs through tfjs. */
   gaveUp: boolean;
+  /** Whether any step ran on webgpu (elsewhere nothing is captured). */
+  webgpu: boolean;
 }
 
 const STORAGE = 0x80, COPY_SRC = 0x4, COPY_DST = 0x8; // GPUBufferUsage
@@ -85,7 +87,7 @@ export class Stepper {
   private shape = '';
   private settled = 0;
   private captures = 0;
-  readonly stats: StepperStats = { steps: 0, replayed: 0, captures: 0, dispatches: 0, refused: null, dropped: null, gaveUp: false };
+  readonly stats: StepperStats = { steps: 0, replayed: 0, captures: 0, dispatches: 0, refused: null, dropped: null, gaveUp: false, webgpu: false };
 
   constructor(private readonly forward: Forward, private readonly vars: Vars, private readonly opt: Optimizer, private readonly microBatch: number) {}
 
@@ -97,6 +99,7 @@ export class Stepper {
       this.reset();
       return optimizerStep(this.forward, this.vars, this.opt, batch, lr, this.microBatch);
     }
+    this.stats.webgpu = true;
     if (b !== this.backend) { this.reset(); this.backend = b; this.inputs = new StepInputs(b); }
     const shape = `${batch.size} ${batch.rowShape.join('x')} ${this.microBatch}`;
     if (shape !== this.shape) { this.drop(); this.shape = shape; this.settled = 0; this.captures = 0; this.uploads = null; this.stats.gaveUp = false; }
