@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Vars } from '../tuning/types';
-import { beginCapture, abandonCapture, bufferOf, endCapture, flush, replayable, sameUploads, type Backend, type Buf, type Replay, type Upload } from '../vit/webgpu-replay';
+import { beginCapture, abandonCapture, bufferOf, endCapture, flush, replayable, sameUploads, storageBuffer, type Backend, type Buf, type Replay, type StepVariable, type Upload } from '../vit/webgpu-replay';
 import type { Optimizer } from './optimizer';
 import { lossDenominator, optimizerStep, type Forward, type HostBatch, type Rows, type StepResult } from './step';
 
@@ -46,19 +46,16 @@ export interface StepperStats {
   webgpu: boolean;
 }
 
-const STORAGE = 0x80, COPY_SRC = 0x4, COPY_DST = 0x8; // GPUBufferUsage
-
 /** The step's host data in buffers of its own, written before each step, read through zero-copy tensors. */
 class StepInputs {
   private readonly bufs = new Map<string, Buf>();
   constructor(private readonly b: Backend) {}
 
   write(slot: string, data: Float32Array | Int32Array): void {
-    const size = Math.max(4, data.byteLength);
     let buf = this.bufs.get(slot);
-    if (!buf || buf.size !== size) {
+    if (!buf || buf.size !== Math.max(4, data.byteLength)) {
       buf?.destroy();
-      buf = this.b.device.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST });
+      buf = storageBuffer(this.b.device, data.byteLength);
       this.bufs.set(slot, buf);
     }
     this.b.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
@@ -86,7 +83,8 @@ export class Stepper {
   private uploads: Upload[] | null = null;
   private shape = '';
   private settled = 0;
-  private captures = 0;
+  /** Captures tried since the last replay that ran (stats.captures counts the ones kept). */
+  private attempts = 0;
   readonly stats: StepperStats = { steps: 0, replayed: 0, captures: 0, dispatches: 0, refused: null, dropped: null, gaveUp: false, webgpu: false };
 
   constructor(private readonly forward: Forward, private readonly vars: Vars, private readonly opt: Optimizer, private readonly microBatch: number) {}
@@ -102,7 +100,7 @@ export class Stepper {
     this.stats.webgpu = true;
     if (b !== this.backend) { this.reset(); this.backend = b; this.inputs = new StepInputs(b); }
     const shape = `${batch.size} ${batch.rowShape.join('x')} ${this.microBatch}`;
-    if (shape !== this.shape) { this.drop(); this.shape = shape; this.settled = 0; this.captures = 0; this.uploads = null; this.stats.gaveUp = false; }
+    if (shape !== this.shape) { this.drop(); this.shape = shape; this.settled = 0; this.attempts = 0; this.uploads = null; this.stats.gaveUp = false; }
     const inputs = this.inputs!;
     // Every pass's rows and the rate written first: a capture refuses any write made while it watches.
     flush(b);
@@ -120,7 +118,7 @@ export class Stepper {
       const out = this.kept.map(() => fresh(b));
       if (this.replay.run(this.kept.map((t) => bufferOf(b, t)), out.map((t) => bufferOf(b, t)))) {
         this.stats.replayed++;
-        this.captures = 0;
+        this.attempts = 0;
         return { loss: out[0] as tf.Scalar, correct: out[1] as tf.Scalar };
       }
       tf.dispose(out);
@@ -147,13 +145,13 @@ export class Stepper {
     }
     if (!capture) return r;
     // A refused capture is tried again next step (a uniform seen for the first time is written once), up to MAX_CAPTURES in a row.
-    const giveUp = ++this.captures >= MAX_CAPTURES;
+    const giveUp = ++this.attempts >= MAX_CAPTURES;
     const got = endCapture(b, { inputs: inputs.buffers(), variables, outputs: [bufferOf(b, r.loss), bufferOf(b, r.correct)] });
     if (typeof got === 'string') { this.stats.refused = got; this.stats.gaveUp = giveUp; return r; }
     // Host data the step uploads by itself (tfjs's ones in gradients, ...) must be the same every step:
     // a capture that uploads any is kept only if the one before uploaded the same.
     const previous = this.uploads;
-    this.uploads = got.uploads.map((u) => ({ ...u, data: u.data.slice() }));
+    this.uploads = got.uploads;
     if (got.uploads.length && !(previous && sameUploads(previous, got.uploads))) {
       got.drop();
       if (previous) this.stats.refused = 'host data that changes from step to step';
@@ -171,10 +169,10 @@ export class Stepper {
   }
 
   /** The trained variables and the optimiser's state: their buffers now, and how to find them after the step. */
-  private variables(b: Backend) {
+  private variables(b: Backend): StepVariable[] {
     return [...this.vars.values(), ...this.opt.stateVariables()].map((v) => ({
       before: bufferOf(b, v),
-      after: () => bufferOf(b, v),
+      now: () => bufferOf(b, v),
       clearHostCopy: () => { const d = b.tensorMap.get(v.dataId); if (d?.resource) d.values = null; },
     }));
   }

@@ -104,6 +104,10 @@ export function sameUploads(a: Upload[], b: Upload[]): boolean {
 const hooked = new WeakMap<object, Hooks>();
 const STORAGE = 0x80, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40; // GPUBufferUsage
 
+/** A buffer tfjs can read as a tensor's storage and we can copy and write, of at least 4 bytes. */
+export const storageBuffer = (device: Pick<Device, 'createBuffer'>, bytes: number): Buf =>
+  device.createBuffer({ size: Math.max(4, bytes), usage: STORAGE | COPY_SRC | COPY_DST });
+
 /** Whether `backend` is tfjs's webgpu backend in the shape this module knows (else nothing is captured). */
 export function replayable(backend: unknown): backend is Backend {
   const b = backend as Partial<Backend> | null;
@@ -146,7 +150,7 @@ function hooksOf(b: Backend): Hooks {
     const v = d.values as ArrayLike<number>;
     const data = d.dtype === 'int32' || d.dtype === 'bool' ? Int32Array.from(v) : d.dtype === 'float32' ? Float32Array.from(v) : null;
     if (!data) { refuse(`an upload of ${d.dtype} data`); return upload(id); }
-    const buffer = createBuffer({ size: Math.max(4, data.byteLength), usage: STORAGE | COPY_SRC | COPY_DST });
+    const buffer = storageBuffer(dev, data.byteLength);
     writeBuffer(buffer, 0, data.buffer, 0, data.byteLength);
     d.resource = buffer;
     d.values = null;
@@ -222,12 +226,15 @@ export function bufferOf(b: Backend, t: tf.TensorInfo): Buf {
   return r as Buf;
 }
 
+/** A trained variable as a capture sees it: its buffer before the step, its buffer now, and its host copy to clear. */
+export interface StepVariable { before: Buf; now: () => Buf; clearHostCopy: () => void }
+
 /** What a capture needs to know of the step it watched. */
 export interface StepParts {
   /** The step's input buffers (written from the host before each step). */
   inputs: Buf[];
-  /** The trained variables, optimiser state included: their buffers before the step (from `begin`) and now. */
-  variables: { before: Buf; after: () => Buf; clearHostCopy: () => void }[];
+  /** The trained variables, optimiser state included: their buffers before the step, and where each is now. */
+  variables: StepVariable[];
   /** The step's results (loss, hits), kept alive by the caller of `end` for as long as the replay lives. */
   outputs: Buf[];
 }
@@ -237,7 +244,7 @@ export class Replay {
   private dropped: string | null = null;
   private readonly scratch: Buf[] | null = null;
   constructor(private readonly b: Backend, private readonly hooks: Hooks, private readonly commands: Command[],
-    private readonly vars: { before: Buf; after: Buf; read: () => Buf; clearHostCopy: () => void }[],
+    private readonly vars: (StepVariable & { after: Buf })[],
     private readonly pinned: Buf[], private readonly watched: Buf[], readonly dispatches: number, readonly uploads: Upload[]) {
     for (const w of watched) {
       const s = hooks.watched.get(w);
@@ -245,7 +252,7 @@ export class Replay {
     }
     const afters = new Set(vars.map((v) => v.after));
     if (vars.some((v) => v.before !== v.after && afters.has(v.before))) {
-      this.scratch = vars.map((v) => b.device.createBuffer({ size: v.after.size, usage: STORAGE | COPY_SRC | COPY_DST }));
+      this.scratch = vars.map((v) => storageBuffer(b.device, v.after.size));
     }
   }
 
@@ -259,7 +266,7 @@ export class Replay {
    */
   run(results: Buf[], into: Buf[]): boolean {
     if (this.dropped) return false;
-    for (const v of this.vars) if (v.read() !== v.after) { this.drop('a variable was given another buffer'); return false; }
+    for (const v of this.vars) if (v.now() !== v.after) { this.drop('a variable was given another buffer'); return false; }
     flush(this.b);
     const enc = this.b.device.createCommandEncoder();
     // Each variable's value into the buffer the commands read it from; through scratch buffers where
@@ -333,7 +340,7 @@ export function endCapture(b: Backend, parts: StepParts): Replay | string {
 
 function analyse(b: Backend, h: Hooks, cap: Capture, parts: StepParts): Replay | string {
   const inputs = new Set([...parts.inputs, ...cap.uploads.map((u) => u.buffer)]), outputs = new Set(parts.outputs);
-  const vars = parts.variables.map((v) => ({ before: v.before, after: v.after(), clearHostCopy: v.clearHostCopy }));
+  const vars = parts.variables.map((v) => ({ ...v, after: v.now() }));
   const befores = new Set(vars.map((v) => v.before)), afters = new Set(vars.map((v) => v.after));
   const free = new Set<Buf>();
   for (const list of b.bufferManager.freeBuffers.values()) for (const x of list) free.add(x);
@@ -385,8 +392,7 @@ function analyse(b: Backend, h: Hooks, cap: Capture, parts: StepParts): Replay |
     pool.numFreeBuffers -= list.length - keep.length;
     pool.freeBuffers.set(key, keep);
   }
-  const byVar = parts.variables;
-  return new Replay(b, h, cap.commands, vars.map((v, i) => ({ ...v, read: byVar[i].after })), pinned, watched, dispatches, cap.uploads);
+  return new Replay(b, h, cap.commands, vars, pinned, watched, dispatches, cap.uploads);
 }
 
 /** Stop a capture that was begun (the step failed); nothing is kept. */
