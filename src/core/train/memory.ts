@@ -111,9 +111,22 @@ export function chooseMicroBatch(c: ViTConfig, prompts: number, batch: number, m
   return Math.max(1, mb);
 }
 
-/** What a step budget leaves for one pass's activations once the frozen model is resident. */
-function activationBudget(c: ViTConfig, stepBudgetBytes: number): number {
-  return Math.max(0, stepBudgetBytes - residentModelBytes(c));
+/**
+ * Bytes of a batch's host data that stay on the device through a webgpu step:
+ * each image's pixels or patch embeddings (whichever a config makes larger;
+ * the loop may feed either), its label and its weight. The webgpu stepper
+ * keeps every pass's rows resident at once, in buffers of its own that
+ * captured steps read (train/replay.ts). Other backends make one pass's
+ * tensors at a time, which the fitted activations already hold.
+ */
+export function stepInputBytes(c: ViTConfig, batch: number): number {
+  const patches = (c.imageSize / c.patchSize) ** 2;
+  return batch * (4 * Math.max(3 * c.imageSize ** 2, patches * c.hiddenSize) + 8);
+}
+
+/** What a step budget leaves for one pass's activations once the frozen model (and, on webgpu, the batch's inputs) is resident. */
+function activationBudget(c: ViTConfig, stepBudgetBytes: number, inputBytes: number): number {
+  return Math.max(0, stepBudgetBytes - residentModelBytes(c) - inputBytes);
 }
 
 /**
@@ -128,18 +141,19 @@ const CPU_MIN_PLAIN_PASS = 2;
 
 /**
  * Micro-batch and recomputation together, so that the whole step (the frozen
- * model's resident bytes plus one pass's activations) fits `stepBudgetBytes`:
+ * model's resident bytes, the batch's inputs where `inputsResident` (webgpu,
+ * stepInputBytes) and one pass's activations) fits `stepBudgetBytes`:
  * recompute only when memory, not the batch, limits the micro-batch and
  * recomputing allows a larger one (fewer, larger passes use a GPU better;
  * recomputing costs one more forward), and on wasm only when plain passes
  * would be tiny (CPU_MIN_PLAIN_PASS).
  */
-export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, stepBudgetBytes = DEFAULT_STEP_BUDGET, form: AttentionForm = 'batched'): { microBatch: number; recompute: boolean } {
-  const budgetBytes = activationBudget(c, stepBudgetBytes);
+export function choosePasses(c: ViTConfig, prompts: number, batch: number, maxBindingBytes: number | undefined, stepBudgetBytes = DEFAULT_STEP_BUDGET, form: AttentionForm = 'batched', inputsResident = true): { microBatch: number; recompute: boolean } {
+  const budgetBytes = activationBudget(c, stepBudgetBytes, inputsResident ? stepInputBytes(c, batch) : 0);
   const plain = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, false, form);
   if (plain >= batch) return { microBatch: plain, recompute: false };
   const cpu = form === 'simd' || form === 'headwise';
-  if (cpu && plain >= CPU_MIN_PLAIN_PASS && residentModelBytes(c) + plain * activationBytesPerImage(c, prompts, false, form) <= stepBudgetBytes) {
+  if (cpu && plain >= CPU_MIN_PLAIN_PASS && plain * activationBytesPerImage(c, prompts, false, form) <= budgetBytes) {
     return { microBatch: plain, recompute: false };
   }
   const re = chooseMicroBatch(c, prompts, batch, maxBindingBytes, budgetBytes, true, form);
@@ -176,9 +190,11 @@ export function planPasses(c: ViTConfig, cfg: TrainConfig, o: PassOptions = {}):
   if (cfg.microBatch) return cfg;
   const budget = o.budgetBytes ?? DEFAULT_STEP_BUDGET;
   const prompts = promptTokens(cfg.protocol);
+  // An engine not named may be webgpu: count its inputs.
+  const resident = o.backend === undefined || o.backend === 'webgpu';
   const plan = keepsBlocksFrozen(cfg.protocol.name)
-    ? choosePasses(c, prompts, cfg.batch, o.maxBindingBytes, budget, attentionForm(c, prompts, cfg.protocol.name, o))
-    : { microBatch: chooseMicroBatch(c, 0, cfg.batch, o.maxBindingBytes, activationBudget(c, budget)), recompute: false };
+    ? choosePasses(c, prompts, cfg.batch, o.maxBindingBytes, budget, attentionForm(c, prompts, cfg.protocol.name, o), resident)
+    : { microBatch: chooseMicroBatch(c, 0, cfg.batch, o.maxBindingBytes, activationBudget(c, budget, resident ? stepInputBytes(c, cfg.batch) : 0)), recompute: false };
   return { ...cfg, microBatch: plan.microBatch, recompute: cfg.recompute || plan.recompute };
 }
 
