@@ -1,9 +1,10 @@
 // Attention's products one kernel at a time on webgpu (for `npm run bench -- --gpu --attention`): our
-// fused kernels (src/core/vit/webgpu-attention.ts), the three-gradient one also part by part, against
+// fused kernels (src/core/vit/webgpu-attention.ts) with their tiles' loads direct and staged
+// (setAttentionLoads), the three-gradient one also part by part, against
 // tfjs's batched matmul on the same products with q, k, v, dO already split into [B H, T, hd]. Each
 // is timed alone, 20 in a row and one readback, so the figures do not depend on a profiler's clock.
 import * as tf from '@tensorflow/tfjs';
-import { ATTENTION_DP, ATTENTION_DQKV, ATTENTION_PV, ATTENTION_SCORES } from '../src/core/vit/webgpu-attention';
+import { ATTENTION_DP, ATTENTION_DQKV, ATTENTION_PV, ATTENTION_SCORES, setAttentionLoads } from '../src/core/vit/webgpu-attention';
 import { runFused } from '../src/core/vit/webgpu-kernels';
 import { kernelMs } from './step';
 
@@ -20,13 +21,18 @@ export async function attentionKernels(B: number, H: number, T: number, hd: numb
   const [q, k, v] = [0, 1, 2].map((i) => heads(qkv, i)), o = heads(dO, 0);
   const p3 = tf.reshape(p, [z, T, T]), ds3 = tf.reshape(ds, [z, T, T]);
   const attrs = { B, H };
+  const ours = (label: string, f: number, name: string, inputs: Record<string, tf.Tensor>, part?: number): [string, number, () => tf.Tensor][] =>
+    (['direct', 'staged'] as const).map((loads) => [`ours${loads === 'staged' ? ' staged' : ''}: ${label}`, f, () => {
+      const was = setAttentionLoads(loads);
+      try { return runFused(name, inputs, part === undefined ? attrs : { ...attrs, part }); } finally { setAttentionLoads(was); }
+    }]);
+  const grads = { dsIn: ds, pIn: p, qkvIn: qkv, doIn: dO };
   const cases: [string, number, () => tf.Tensor][] = [
-    ['ours: scores Q K^T', flops, () => runFused(ATTENTION_SCORES, { qkvIn: qkv }, attrs)],
-    ['ours: P V', flops, () => runFused(ATTENTION_PV, { pIn: p, qkvIn: qkv }, attrs)],
-    ['ours: dP = dO V^T', flops, () => runFused(ATTENTION_DP, { doIn: dO, qkvIn: qkv }, attrs)],
-    ['ours: dQ | dK | dV', 3 * flops, () => runFused(ATTENTION_DQKV, { dsIn: ds, pIn: p, qkvIn: qkv, doIn: dO }, attrs)],
-    ...['dQ = dS K', 'dK = dS^T Q', 'dV = P^T dO'].map((label, part): [string, number, () => tf.Tensor] =>
-      [`ours: ${label} alone`, flops, () => runFused(ATTENTION_DQKV, { dsIn: ds, pIn: p, qkvIn: qkv, doIn: dO }, { ...attrs, part })]),
+    ...ours('scores Q K^T', flops, ATTENTION_SCORES, { qkvIn: qkv }),
+    ...ours('P V', flops, ATTENTION_PV, { pIn: p, qkvIn: qkv }),
+    ...ours('dP = dO V^T', flops, ATTENTION_DP, { doIn: dO, qkvIn: qkv }),
+    ...ours('dQ | dK | dV', 3 * flops, ATTENTION_DQKV, grads),
+    ...['dQ = dS K', 'dK = dS^T Q', 'dV = P^T dO'].flatMap((label, part) => ours(`${label} alone`, flops, ATTENTION_DQKV, grads, part)),
     ['tfjs: scores Q K^T', flops, () => tf.matMul(q, k, false, true)],
     ['tfjs: P V', flops, () => tf.matMul(p3, v)],
     ['tfjs: dP = dO V^T', flops, () => tf.matMul(o, v, false, true)],
@@ -47,6 +53,6 @@ export async function attentionKernels(B: number, H: number, T: number, hd: numb
 }
 
 export function formatAttentionKernels(rows: AttentionKernelRow[]): string {
-  return ['shape              kernel                        ms     GFLOP/s',
-    ...rows.map((r) => `${r.shape.padEnd(18)} ${r.kernel.padEnd(26)} ${r.ms.toFixed(3).padStart(8)} ${r.gflops.toFixed(0).padStart(10)}`)].join('\n');
+  return ['shape              kernel                               ms     GFLOP/s',
+    ...rows.map((r) => `${r.shape.padEnd(18)} ${r.kernel.padEnd(33)} ${r.ms.toFixed(3).padStart(8)} ${r.gflops.toFixed(0).padStart(10)}`)].join('\n');
 }

@@ -82,10 +82,10 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     const { fused, model, modelTiled, blocks, memory, reuse, parts, ...ops } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     expect(fused).toBe(true);
     // The bench's one-part dispatch of the three attention gradients computes just what the whole does.
-    expect(parts).toEqual({ serial: 0, tiled: 0 });
-    // LayerNorm, softmax and attention in both variants (serial and tiled), GELU, prompt insert and
-    // overwrite, linear layers in both tiles.
-    expect(Object.keys(ops)).toHaveLength(23);
+    expect(parts).toEqual({ serial: 0, tiled: 0, staged: 0 });
+    // LayerNorm, softmax and attention in both variants (serial and tiled), attention also with staged
+    // loads, GELU, prompt insert and overwrite, linear layers in both tiles.
+    expect(Object.keys(ops)).toHaveLength(25);
     for (const [name, o] of Object.entries(ops) as [string, { value: number; grad: number; kernels: string[]; leaked: number }][]) {
       expect(o.value, name).toBeLessThan(1e-5);
       expect(o.grad, name).toBeLessThan(1e-5);

@@ -16,7 +16,7 @@ import { loadBackbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
 import { setFusedBlocks } from '../../src/core/vit/fused-block';
 import { batchedAttention, fusedAttention } from '../../src/core/vit/attention';
-import { ATTENTION_DQKV } from '../../src/core/vit/webgpu-attention';
+import { ATTENTION_DQKV, setAttentionLoads } from '../../src/core/vit/webgpu-attention';
 import { FrozenLinear, frozenLayerNorm, gelu, plainFrozenLayerNorm, plainGelu, scaledSoftmax } from '../../src/core/vit/ops';
 import { setMatmulTiling, type Tiling } from '../../src/core/vit/webgpu-matmul';
 import { fusedKernels, runFused, setFusedKernels } from '../../src/core/vit/webgpu-kernels';
@@ -92,7 +92,7 @@ async function compareAttention(B: number, H: number, T: number, hd: number, var
  */
 async function compareParts(B: number, H: number, T: number, hd: number, variant: string) {
   // Inputs of their own per variant: a pooled buffer from another call's whole result must not pass for this one's.
-  const d = H * hd, attrs = { B, H }, seed = variant === 'serial' ? 41 : 51;
+  const d = H * hd, attrs = { B, H }, seed = ({ serial: 41, tiled: 51 } as Record<string, number>)[variant] ?? 61;
   const ins = tf.tidy(() => ({ dsIn: tf.randomNormal([B, H, T, T], 0, 1, 'float32', seed), pIn: tf.randomUniform([B, H, T, T], 0, 1, 'float32', seed + 1), qkvIn: tf.randomNormal([B * T, 3 * d], 0, 1, 'float32', seed + 2), doIn: tf.randomNormal([B * T, d], 0, 1, 'float32', seed + 3) }));
   const all = runFused(ATTENTION_DQKV, ins, attrs);
   let diff = 0;
@@ -128,6 +128,14 @@ for (const serial of [true, false]) {
   await compareAttention(3, 4, 70, 33, v);
   await compareParts(3, 4, 70, 33, v);
 }
+// The tiled attention with its tiles' loads staged through registers (setAttentionLoads), on shapes whose
+// k runs over one tile, part of one, and several with a part tile last (T = 70: 32 + 32 + 6).
+setSerialKernels(false);
+const wasLoads = setAttentionLoads('staged');
+await compareAttention(2, 3, 19, 8, 'staged');
+await compareAttention(3, 4, 70, 33, 'staged');
+await compareParts(3, 4, 70, 33, 'staged');
+setAttentionLoads(wasLoads);
 setSerialKernels(null);
 await compare('gelu 5x333', gelu, plainGelu, [5, 333], 3);
 

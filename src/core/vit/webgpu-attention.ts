@@ -170,11 +170,11 @@ const kFast = (f: boolean[]) => f.every((x) => x === f[0]) ? String(f[0]) : `(${
  * fastest (one row, 32 neighbouring k) then spread their stores over 8 banks
  * instead of landing all on one.
  */
-function tiledProgram(name: string, p: Product, outShape: number[], dims: { M: number; N: number; heads: number; parts: number }): Program {
+function tiledProgram(name: string, p: Product, outShape: number[], dims: { M: number; N: number; heads: number; parts: number }, staged: boolean): Program {
   return {
     variableNames: p.names,
     outputShape: outShape,
-    shaderKey: `${name}_v4`,
+    shaderKey: `${name}_v4${staged ? '_staged' : ''}`,
     dispatchLayout: flat(outShape),
     dispatch: [Math.ceil(dims.N / TILE), Math.ceil(dims.M / TILE), dims.heads * dims.parts],
     workgroupSize: [8, 8, 1],
@@ -198,19 +198,11 @@ ${accessors(p)}
     let aK = ${kFast(p.aKFast)};
     let bK = ${kFast(p.bKFast)};
     var acc : array<vec4<f32>, 4>;
+    ${staged ? stagedLoads() : ''}
     for (var k0 = 0; k0 < ${p.K}; k0 += ${TILE}) {
-      for (var e = tid; e < ${TILE * TILE}; e += 64) {
-        // Walk whichever index is contiguous in memory fastest across threads.
-        let fast = e % ${TILE};
-        let slow = e / ${TILE};
-        let ar = select(fast, slow, aK);
-        let ak = select(slow, fast, aK);
-        tileA[slot(ak, ar)][ar % 4] = readA(part, z, b, h, row0 + ar, k0 + ak);
-        let bk = select(slow, fast, bK);
-        let bc = select(fast, slow, bK);
-        tileB[slot(bk, bc)][bc % 4] = readB(part, z, b, h, k0 + bk, col0 + bc);
-      }
+      ${staged ? stagedStores() : directLoads()}
       workgroupBarrier();
+      ${staged ? `if (k0 + ${TILE} < ${p.K}) { ${stagedFetch('k0 + ' + TILE)} }` : ''}
       for (var kk = 0; kk < ${TILE}; kk++) {
         let a = tileA[kk * ${TILE / 4} + (ty ^ (kk % 8))];
         let bv = tileB[kk * ${TILE / 4} + (tx ^ (kk % 8))];
@@ -233,6 +225,76 @@ ${accessors(p)}
 }
 
 /**
+ * The tiles' loads as first written: each thread loops over its 16 elements of
+ * each operand, storing each to workgroup memory as it arrives, the loop's
+ * start depending on the thread (so a compiler need not unroll it, and each
+ * load waits on the one before it to be stored).
+ */
+const directLoads = () => `
+      for (var e = tid; e < ${TILE * TILE}; e += 64) {
+        // Walk whichever index is contiguous in memory fastest across threads.
+        let fast = e % ${TILE};
+        let slow = e / ${TILE};
+        let ar = select(fast, slow, aK);
+        let ak = select(slow, fast, aK);
+        tileA[slot(ak, ar)][ar % 4] = readA(part, z, b, h, row0 + ar, k0 + ak);
+        let bk = select(slow, fast, bK);
+        let bc = select(fast, slow, bK);
+        tileB[slot(bk, bc)][bc % 4] = readB(part, z, b, h, k0 + bk, col0 + bc);
+      }`;
+
+/** Each thread's share of a tile: 16 elements, e = tid + 64 i, so its fast index is tid % 32 whatever i, its slow one tid / 32 + 2 i. */
+const LOADS = TILE * TILE / 64;
+
+/** The tile at k0's 16 + 16 elements into registers sa, sb: all loads issued before any is used (no stores between them). */
+const stagedFetch = (k0: string) => `
+      for (var i = 0; i < ${LOADS}; i++) {
+        let slow = slow0 + 2 * i;
+        sa[i] = readA(part, z, b, h, row0 + select(fast, slow, aK), ${k0} + select(slow, fast, aK));
+        sb[i] = readB(part, z, b, h, ${k0} + select(slow, fast, bK), col0 + select(fast, slow, bK));
+      }`;
+
+/**
+ * The staged variant (setAttentionLoads): the first tile is fetched before the
+ * k loop; each step then stores the fetched registers into workgroup memory
+ * and, once the barrier has passed, fetches the next tile before multiplying
+ * this one, so the loads' latency overlaps the multiply-adds. The loops have
+ * constant trip counts, for the compiler to unroll into registers; unrolled
+ * here in the WGSL instead (32 statements per tile), the shader kept
+ * SwiftShader's compiler busy for over five minutes.
+ */
+const stagedLoads = () => `
+    let fast = tid % ${TILE};
+    let slow0 = tid / ${TILE};
+    var sa : array<f32, ${LOADS}>;
+    var sb : array<f32, ${LOADS}>;
+    ${stagedFetch('0')}`;
+const stagedStores = () => `
+      for (var i = 0; i < ${LOADS}; i++) {
+        let slow = slow0 + 2 * i;
+        let ar = select(fast, slow, aK);
+        let bc = select(fast, slow, bK);
+        tileA[slot(select(slow, fast, aK), ar)][ar % 4] = sa[i];
+        tileB[slot(select(slow, fast, bK), bc)][bc % 4] = sb[i];
+      }`;
+
+/**
+ * How the tiled program fills its tiles: 'direct' (each element loaded and
+ * stored in turn) or 'staged' (a tile's loads issued together into registers,
+ * the next tile's while this one is multiplied). 'direct' is what the H100 and
+ * H200 figures in README.md were measured with; `npm run bench -- --gpu
+ * --attention` times both.
+ */
+export type AttentionLoads = 'direct' | 'staged';
+let loads: AttentionLoads = 'direct';
+/** Choose the tiled program's loads (bench, tests); returns the previous choice. */
+export function setAttentionLoads(l: AttentionLoads): AttentionLoads {
+  const was = loads;
+  loads = l;
+  return was;
+}
+
+/**
  * attrs: B, H (batch and heads); the inputs as `Product.names`. attrs.part
  * (bench/gpu.ts --attention only): compute that part of a several-part
  * product alone, to time it; the other parts' columns are left unwritten.
@@ -247,7 +309,7 @@ function kernel(name: string) {
     const part0 = one ? attrs.part : 0, parts = one ? 1 : p.readA.length;
     const u: Uniform[] = [T, H, hd, d, B * H, part0, parts].map((x) => ({ type: 'int32', data: [x] }));
     const N = p.out === 'scores' ? T : hd;
-    const prog = serialKernels(backend) ? serialProgram(name, p, outShape, parts * B * H * T * Math.ceil(N / 4)) : tiledProgram(name, p, outShape, { M: T, N, heads: B * H, parts });
+    const prog = serialKernels(backend) ? serialProgram(name, p, outShape, parts * B * H * T * Math.ceil(N / 4)) : tiledProgram(name, p, outShape, { M: T, N, heads: B * H, parts }, loads === 'staged');
     return run(backend, prog, p.names.map((n) => inputs[n]), u);
   };
 }
