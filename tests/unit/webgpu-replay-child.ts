@@ -54,13 +54,13 @@ async function train(replay: boolean, c: Case) {
   const stats: StepperStats = { ...stepper.stats };
   const state: number[][] = [];
   for (const v of [...vars.values(), ...opt.stateVariables()]) state.push(Array.from(await v.data()));
-  const slots = opt.stateVariables().length;
+  const slots = opt.stateVariables().length, optimizerSteps = (await opt.exportState()).step;
   stepper.dispose();
   const leaked = tf.memory().numTensors - before - slots;
   opt.dispose();
   disposeVars(vars);
   setReplay(was);
-  return { results, state, stats, leaked };
+  return { results, state, stats, leaked, optimizerSteps };
 }
 
 const bitsEqual = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
@@ -68,8 +68,10 @@ const out: Record<string, unknown> = {};
 const cases: Record<string, Case> = {
   // Two steps through tfjs, two captures, then replays; a variable assigned from outside after the first replay.
   deep: { steps: 7 }, passes: { steps: 7, micro: 1, spec: 'vpt-shallow-3' }, assigned: { steps: 8, assignAt: 5 },
-  // Four captures, none replayable.
-  adamw: { steps: 6, optimizer: 'adamw' }, dropout: { steps: 6, dropout: 0.3 },
+  // AdamW: its bias corrections and decay factors change every step, written as step inputs.
+  adamw: { steps: 7, optimizer: 'adamw' },
+  // Four captures, none replayable (new masks every step).
+  dropout: { steps: 6, dropout: 0.3 },
 };
 for (const [name, c] of Object.entries(cases)) {
   const plain = await train(false, c), replayed = await train(true, c);
@@ -77,6 +79,7 @@ for (const [name, c] of Object.entries(cases)) {
     identical: bitsEqual(plain.results, replayed.results) && plain.state.length === replayed.state.length && plain.state.every((s, i) => bitsEqual(s, replayed.state[i])),
     finite: replayed.results.every(Number.isFinite),
     stats: replayed.stats, leaked: [plain.leaked, replayed.leaked], plainReplayed: plain.stats.replayed,
+    optimizerSteps: [plain.optimizerSteps, replayed.optimizerSteps, c.steps],
   };
 }
 out.poolConsistent = poolConsistent();

@@ -36,14 +36,37 @@ export class Optimizer {
     this.release = holdScalars([momentum, beta1, beta2, 1 - beta1, 1 - beta2, eps, ...params.map((p) => p.weightDecay)]);
   }
 
-  /** Apply one update with learning rate `lr` (SGD: `given`, that value as a tensor, if the caller has it); `grads` by parameter name. */
-  apply(grads: Map<string, tf.Tensor>, lr: number, given?: tf.Scalar): void {
+  /**
+   * The numbers the next step at rate `lr` takes from the host, in the order
+   * `apply`'s `given` holds them as tensors. SGD: the rate. AdamW: sqrt(1 -
+   * beta2^t), lr / (1 - beta1^t) and, per parameter with weight decay, 1 - lr
+   * wd. They change from step to step, so a replayed step (train/replay.ts)
+   * must read them from buffers written before it, not from uploads the step
+   * makes itself.
+   */
+  hostScalars(lr: number): number[] {
+    if (this.config.name === 'sgd') return [lr];
+    const { beta1, beta2 } = this.config, t = this.step + 1;
+    return [Math.sqrt(1 - beta2 ** t), lr / (1 - beta1 ** t), ...this.params.filter((p) => p.weightDecay).map((p) => 1 - lr * p.weightDecay)];
+  }
+
+  /** Count a step that ran without `apply`: one replayed from a captured step's commands, which updated the variables on the GPU. */
+  countStep(): void {
+    this.step++;
+  }
+
+  /**
+   * Apply one update with learning rate `lr`; `grads` by parameter name.
+   * `given`: hostScalars(lr) as scalar tensors the caller holds (each else a new upload).
+   */
+  apply(grads: Map<string, tf.Tensor>, lr: number, given?: tf.Scalar[]): void {
+    const scalars = given ?? this.hostScalars(lr).map((x) => tf.scalar(x));
     this.step++;
     const { name, momentum, beta1, beta2, eps } = this.config;
-    // One learning-rate scalar for every parameter this step (the same value a number would give).
-    const rate = name === 'sgd' ? given ?? tf.scalar(lr) : null;
+    let decay = 2; // AdamW's next 1 - lr wd in `scalars`
     for (const p of this.params) {
       const g0 = grads.get(p.name);
+      const decayed = name === 'adamw' && p.weightDecay ? scalars[decay++] : null;
       if (!g0) continue;
       tf.tidy(() => {
         const w = p.variable;
@@ -56,7 +79,7 @@ export class Optimizer {
             if (!slot) this.slots.set(p.name, [tf.variable(g, false)]);
             else { slot[0].assign(tf.add(tf.mul(slot[0], constant(momentum)), g)); upd = slot[0]; }
           }
-          w.assign(tf.sub(w, tf.mul(upd, rate!)));
+          w.assign(tf.sub(w, tf.mul(upd, scalars[0])));
         } else {
           // torch.optim.AdamW: decoupled decay w *= 1 - lr * wd, then Adam with bias correction.
           let slot = this.slots.get(p.name);
@@ -64,15 +87,12 @@ export class Optimizer {
           const [m, v] = slot;
           m.assign(tf.add(tf.mul(m, constant(beta1)), tf.mul(g0, constant(1 - beta1))));
           v.assign(tf.add(tf.mul(v, constant(beta2)), tf.mul(tf.square(g0), constant(1 - beta2))));
-          const bc1 = 1 - beta1 ** this.step;
-          const bc2 = 1 - beta2 ** this.step;
-          const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), constant(eps));
-          const decayed = p.weightDecay ? tf.mul(w, 1 - lr * p.weightDecay) : w;
-          w.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)));
+          const denom = tf.add(tf.div(tf.sqrt(v), scalars[0]), constant(eps));
+          w.assign(tf.sub(decayed ? tf.mul(w, decayed) : w, tf.mul(tf.div(m, denom), scalars[1])));
         }
       });
     }
-    if (rate !== given) rate?.dispose();
+    if (!given) tf.dispose(scalars);
   }
 
   /** The state's variables (momentum, Adam's moments): a step changes them as it changes the parameters. */

@@ -2,12 +2,13 @@
  * The training loop's step on WebGPU: a tfjs step until the step's shape has
  * settled, then one step captured and every later step replayed from its
  * commands (vit/webgpu-replay.ts says why and what makes that exact).
- * Elsewhere, or when a capture is refused (AdamW's per-step constants,
- * prompt dropout's masks, a profiler), every step runs through tfjs.
+ * Elsewhere, or when a capture is refused (prompt dropout's masks, a
+ * profiler), every step runs through tfjs.
  *
  * Host data goes through buffers of the stepper's own, one per pass and kind
- * (images or embeddings, labels, weights) and one each for the learning rate
- * and the loss's denominator,
+ * (images or embeddings, labels, weights), one per number the optimiser takes
+ * from the host (Optimizer.hostScalars: the learning rate, AdamW's bias
+ * corrections and decay factors) and one for the loss's denominator,
  * written before each step: so a tfjs step also reuses them rather than
  * creating and mapping a new buffer per upload, and the buffers a captured
  * step reads are the ones the next step's data is written to.
@@ -102,7 +103,7 @@ export class Stepper {
     const shape = `${batch.size} ${batch.rowShape.join('x')} ${this.microBatch}`;
     if (shape !== this.shape) { this.drop(); this.shape = shape; this.settled = 0; this.attempts = 0; this.uploads = null; this.stats.gaveUp = false; }
     const inputs = this.inputs!;
-    // Every pass's rows and the rate written first: a capture refuses any write made while it watches.
+    // Every pass's rows and the optimiser's numbers written first: a capture refuses any write made while it watches.
     flush(b);
     const px = batch.rowShape.reduce((x, y) => x * y, 1);
     for (let from = 0, i = 0; from < batch.size; from += this.microBatch, i++) {
@@ -111,7 +112,8 @@ export class Stepper {
       inputs.write(`y${i}`, batch.labels.subarray(from, from + n));
       inputs.write(`w${i}`, batch.weights.subarray(from, from + n));
     }
-    inputs.write('lr', Float32Array.of(lr));
+    const scalars = this.opt.hostScalars(lr);
+    scalars.forEach((x, i) => inputs.write(`s${i}`, Float32Array.of(x)));
     inputs.write('denom', Float32Array.of(lossDenominator(batch)));
 
     if (this.replay) {
@@ -119,6 +121,7 @@ export class Stepper {
       if (this.replay.run(this.kept.map((t) => bufferOf(b, t)), out.map((t) => bufferOf(b, t)))) {
         this.stats.replayed++;
         this.attempts = 0;
+        this.opt.countStep();
         return { loss: out[0] as tf.Scalar, correct: out[1] as tf.Scalar };
       }
       tf.dispose(out);
@@ -130,18 +133,18 @@ export class Stepper {
       const i = Math.floor(from / this.microBatch);
       return { inputs: inputs.tensor(`x${i}`, [n, ...batch.rowShape], 'float32'), labels: inputs.tensor(`y${i}`, [n], 'int32') as tf.Tensor1D, weights: inputs.tensor(`w${i}`, [n], 'float32') as tf.Tensor1D };
     };
-    const rate = inputs.tensor('lr', [], 'float32') as tf.Scalar, denom = inputs.tensor('denom', [], 'float32') as tf.Scalar;
+    const given = scalars.map((_, i) => inputs.tensor(`s${i}`, [], 'float32') as tf.Scalar), denom = inputs.tensor('denom', [], 'float32') as tf.Scalar;
     const capture = !this.stats.gaveUp && ++this.settled > WARMUP_STEPS;
     const variables = capture ? this.variables(b) : [];
     if (capture) beginCapture(b);
     let r: StepResult;
     try {
-      r = optimizerStep(this.forward, this.vars, this.opt, batch, lr, this.microBatch, { rows: rowsOf, denom, rate });
+      r = optimizerStep(this.forward, this.vars, this.opt, batch, lr, this.microBatch, { rows: rowsOf, denom, scalars: given });
     } catch (e) {
       if (capture) abandonCapture(b);
       throw e;
     } finally {
-      tf.dispose([rate, denom]);
+      tf.dispose([...given, denom]);
     }
     if (!capture) return r;
     // A refused capture is tried again next step (a uniform seen for the first time is written once), up to MAX_CAPTURES in a row.

@@ -52,9 +52,10 @@ export type Rows = (b: HostBatch, from: number, n: number) => { inputs: tf.Tenso
 
 /**
  * The step's host data as tensors the caller made (train/replay.ts, in buffers of its own): each
- * pass's rows, the loss's denominator and the learning rate. Without it, each is a new tensor.
+ * pass's rows, the loss's denominator and the optimiser's numbers (the learning rate, AdamW's bias
+ * corrections). Without it, each is a new tensor.
  */
-export interface StepTensors { rows: Rows; denom: tf.Scalar; rate: tf.Scalar }
+export interface StepTensors { rows: Rows; denom: tf.Scalar; /** Optimizer.hostScalars of the step's rate. */ scalars: tf.Scalar[] }
 
 /** The loss's denominator: the batch's weight, at least 1 (micro-batches share it). */
 export function lossDenominator(batch: HostBatch): number {
@@ -120,7 +121,7 @@ export function batchGradients(forward: Forward, vars: Vars, batch: HostBatch, m
  */
 export function optimizerStep(forward: Forward, vars: Vars, opt: Optimizer, batch: HostBatch, lr: number, microBatch: number, given?: StepTensors): StepResult {
   const { loss, correct, grads } = batchGradients(forward, vars, batch, microBatch, given);
-  opt.apply(grads, lr, given?.rate);
+  opt.apply(grads, lr, given?.scalars);
   grads.forEach((g) => g.dispose());
   return { loss, correct };
 }
