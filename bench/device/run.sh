@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a lent GPU machine (after bench/device/pack.sh here): unpack, find the adapter, then the GPU bench
 # (table in $OUT/table.txt, JSON in $OUT/gpu.json, log in $OUT/log.txt) and a CLI training run on webgpu, twice:
-# with replayed steps and without (VPT_REPLAY=0); the two task files must be the same bytes. The same with AdamW.
+# with replayed steps and without (VPT_REPLAY=0); the two task files must be the same bytes. The same with AdamW and prompt dropout.
 # Extra arguments go to the bench (e.g. --quick). BENCH_LIMIT: seconds for the bench (360).
 cd "$(dirname "$0")/../.."
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
@@ -29,8 +29,8 @@ SECONDS=0
 VPT_REPLAY=0 VPT_THREADS=1 timeout 100 $T/node .gpu/vpt.mjs train --backend webgpu --backbone .gpu/data/tiny --data .gpu/data/train --variant deep --prompts 4 --epochs 10 --batch 32 --out $T/t0.vpt > "$OUT/train0.txt" 2>&1
 echo "train without replay rc $? in ${SECONDS}s; $(cmp -s $T/t.vpt $T/t0.vpt && echo 'task files identical' || echo 'task files DIFFER')"
 grep -E '^epoch (1|10)/' "$OUT/train0.txt"
-# AdamW, whose per-step numbers the stepper writes as step inputs: replayed and not, the same bytes too.
-for r in 1 0; do VPT_REPLAY=$r VPT_THREADS=1 timeout 100 $T/node .gpu/vpt.mjs train --backend webgpu --backbone .gpu/data/tiny --data .gpu/data/train --variant deep --prompts 4 --epochs 10 --batch 32 --optimizer adamw --out $T/adam$r.vpt > "$OUT/adam$r.txt" 2>&1; tail -1 "$OUT/adam$r.txt"; done
-echo "AdamW: $(cmp -s $T/adam1.vpt $T/adam0.vpt && echo 'task files identical' || echo 'task files DIFFER')"
+# AdamW with prompt dropout, whose per-step numbers and masks the stepper writes as step inputs: replayed and not, the same bytes too.
+for r in 1 0; do VPT_REPLAY=$r VPT_THREADS=1 timeout 100 $T/node .gpu/vpt.mjs train --backend webgpu --backbone .gpu/data/tiny --data .gpu/data/train --variant deep --prompts 4 --epochs 10 --batch 32 --optimizer adamw --prompt-dropout 0.1 --out $T/adam$r.vpt > "$OUT/adam$r.txt" 2>&1; tail -1 "$OUT/adam$r.txt"; done
+echo "AdamW and dropout: $(cmp -s $T/adam1.vpt $T/adam0.vpt && echo 'task files identical' || echo 'task files DIFFER')"
 grep -v '^      ' "$OUT/log.txt" | tail -45  # the by-kernel profile, not its by-shape lines
 cat "$OUT/table.txt"

@@ -19,6 +19,7 @@ import { argmaxRows, softmaxRows } from '../core/train/metrics';
 import { countTuned, disposeVars, initState, makeVars } from '../core/tuning/params';
 import { formatSpec, promptTokens, protocolOf, titleOf } from '../core/tuning/registry';
 import type { TunedState } from '../core/tuning/types';
+import { PromptDropout } from '../core/tuning/vpt';
 import type { TrainConfig } from '../core/train/config';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../core/train/optimizer';
 import { Rng } from '../core/train/rng';
@@ -330,7 +331,7 @@ export class Session {
     const embedded = trainsFromEmbeddings(m, proto, vars, cfg, this.dataset?.images.length ?? 0);
     const rowShape = embedded ? embeddingShape(c) : [S, S, 3];
     const batch = { inputs: Float32Array.from({ length: cfg.batch * rowShape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1)), rowShape, labels: new Int32Array(cfg.batch), weights: new Float32Array(cfg.batch).fill(1), size: cfg.batch };
-    const forward = forwardOf(m, proto, vars, { dropout: { rng, rate: cfg.promptDropout }, recompute, embedded });
+    const forward = forwardOf(m, proto, vars, { dropout: new PromptDropout(rng, cfg.promptDropout), recompute, embedded });
     const step = async () => { const r = optimizerStep(forward, vars, opt, batch, 0, microBatch); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
     try {
       await step();

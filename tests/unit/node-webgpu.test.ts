@@ -129,7 +129,7 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     type Stats = { replayed: number; captures: number; dispatches: number; refused: string | null; dropped: string | null; gaveUp: boolean };
     type Case = { identical: boolean; finite: boolean; leaked: number[]; plainReplayed: number; stats: Stats; optimizerSteps: number[] };
     const { poolConsistent, ...cases } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, Case> & { poolConsistent: boolean };
-    expect(Object.keys(cases)).toEqual(['deep', 'passes', 'assigned', 'adamw', 'dropout']);
+    expect(Object.keys(cases)).toEqual(['deep', 'passes', 'assigned', 'adamw', 'dropout', 'dropoutPasses', 'changing']);
     for (const [name, c] of Object.entries(cases)) {
       // Losses, hit counts, parameters and momentum: the same bits as steps through tfjs.
       expect(c.identical, name).toBe(true);
@@ -141,8 +141,9 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     }
     // SGD: two steps through tfjs, two captures (tfjs uploads its gradients' ones; the second checks
     // that they are the same), then replays; two passes a step (VPT-shallow) too; AdamW, whose bias
-    // corrections and decay factors the stepper writes as step inputs.
-    for (const name of ['deep', 'passes', 'adamw']) {
+    // corrections and decay factors the stepper writes as step inputs; prompt dropout, whose masks it
+    // draws ahead into them (in one pass and in two).
+    for (const name of ['deep', 'passes', 'adamw', 'dropout', 'dropoutPasses']) {
       expect(cases[name].stats.replayed, name).toBe(3);
       expect(cases[name].stats.captures, name).toBe(1);
       expect(cases[name].stats.dispatches, name).toBeGreaterThan(50);
@@ -151,8 +152,8 @@ describe('vpt --backend webgpu (Dawn in Node)', () => {
     expect(cases.assigned.stats.dropped).toMatch(/released|another buffer/);
     expect(cases.assigned.stats.captures).toBe(2);
     expect(cases.assigned.stats.replayed).toBe(3);
-    // Prompt dropout's masks change every step: never replayed.
-    for (const name of ['dropout']) {
+    // A step that uploads host data of its own, new every step: never replayed.
+    for (const name of ['changing']) {
       expect(cases[name].stats.replayed, name).toBe(0);
       expect(cases[name].stats.gaveUp, name).toBe(true);
       expect(cases[name].stats.refused, name).toBe('host data that changes from step to step');

@@ -11,6 +11,7 @@ import { Rng } from '../../src/core/train/rng';
 import { forwardOf, paramGroups, type HostBatch } from '../../src/core/train/step';
 import { disposeVars, initState, makeVars } from '../../src/core/tuning/params';
 import { parseSpec, protocolOf } from '../../src/core/tuning/registry';
+import { PromptDropout } from '../../src/core/tuning/vpt';
 import { loadBackbone } from '../../src/core/vit/load';
 import { FrozenViT } from '../../src/core/vit/model';
 
@@ -33,16 +34,20 @@ function batchOf(i: number): HostBatch {
   };
 }
 
-interface Case { steps: number; optimizer?: OptimizerName; dropout?: number; micro?: number; spec?: string; assignAt?: number }
+interface Case { steps: number; optimizer?: OptimizerName; dropout?: number; micro?: number; spec?: string; assignAt?: number; changing?: boolean }
 /** `steps` steps with replay on or off: every loss and hit count, the variables and the optimiser's state at the end. */
 async function train(replay: boolean, c: Case) {
   const spec = parseSpec(c.spec ?? 'vpt-deep-2'), proto = protocolOf(spec.name);
   const vars = makeVars(proto, initState(proto, tiny.weights, spec, classes, new Rng(3)), tiny.weights.config);
   const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: c.optimizer ?? 'sgd' }, paramGroups(vars, 1e-4));
-  const forward = forwardOf(model, proto, vars, { dropout: { rng: new Rng(5), rate: c.dropout ?? 0 } });
+  const dropout = new PromptDropout(new Rng(5), c.dropout ?? 0);
+  const base = forwardOf(model, proto, vars, { dropout });
+  // `changing`: a forward that uploads a number of its own that changes every step (logits scaled by it).
+  let calls = 0;
+  const forward = c.changing ? (x: tf.Tensor) => tf.mul(base(x), tf.scalar(1 + 0.01 * calls++)) as tf.Tensor2D : base;
   const was = setReplay(replay);
   const before = tf.memory().numTensors;
-  const stepper = new Stepper(forward, vars, opt, c.micro ?? B);
+  const stepper = new Stepper(forward, vars, opt, c.micro ?? B, dropout);
   const results: number[] = [];
   for (let i = 0; i < c.steps; i++) {
     // From outside the step: a variable given a new tensor (a restored checkpoint, say).
@@ -70,8 +75,10 @@ const cases: Record<string, Case> = {
   deep: { steps: 7 }, passes: { steps: 7, micro: 1, spec: 'vpt-shallow-3' }, assigned: { steps: 8, assignAt: 5 },
   // AdamW: its bias corrections and decay factors change every step, written as step inputs.
   adamw: { steps: 7, optimizer: 'adamw' },
-  // Four captures, none replayable (new masks every step).
-  dropout: { steps: 6, dropout: 0.3 },
+  // Prompt dropout: new masks every step, drawn ahead into the step's inputs; one pass and two.
+  dropout: { steps: 7, dropout: 0.3 }, dropoutPasses: { steps: 7, dropout: 0.3, micro: 1 },
+  // Host data the step uploads by itself, new every step: four captures, none replayable.
+  changing: { steps: 6, changing: true },
 };
 for (const [name, c] of Object.entries(cases)) {
   const plain = await train(false, c), replayed = await train(true, c);

@@ -107,6 +107,5 @@ export async function train(p: Parsed, backend: string): Promise<void> {
 function describeReplay(s: StepperStats): string | null {
   if (!s.webgpu) return null;
   if (s.replayed) return `steps: ${s.steps}, ${s.replayed} replayed from a captured one`;
-  const why = s.refused === 'host data that changes from step to step' ? `${s.refused} (prompt dropout's masks)` : s.refused ?? 'too few steps';
-  return `steps: ${s.steps}, none replayed: ${why}`;
+  return `steps: ${s.steps}, none replayed: ${s.refused ?? 'too few steps'}`;
 }

@@ -12,6 +12,7 @@ import { VptError } from '../errors';
 import { checkParams, countTuned, disposeVars, initState, makeVars, readVars } from '../tuning/params';
 import { protocolOf } from '../tuning/registry';
 import type { Protocol, TunedState, Vars } from '../tuning/types';
+import { PromptDropout } from '../tuning/vpt';
 import type { Preprocessing, ViTConfig } from '../vit/config';
 import type { FrozenViT } from '../vit/model';
 import type { Checkpoint, EpochReport } from './checkpoint';
@@ -202,9 +203,10 @@ export async function train(model: FrozenViT, p: Preprocessing, data: TrainData,
   const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: cfg.optimizer }, paramGroups(vars, cfg.weightDecay));
   if (resume) opt.importState(resume.optimizer);
   if (!cached) model.prepareBackward();
-  const forward = forwardOf(model, proto, vars, { cached, embedded, recompute: cfg.recompute, dropout: { rng, rate: cfg.promptDropout } });
-  // On WebGPU, later steps replay the commands of a captured one (replay.ts).
-  const stepper = new Stepper(forward, vars, opt, micro);
+  const dropout = new PromptDropout(rng, cfg.promptDropout);
+  const forward = forwardOf(model, proto, vars, { cached, embedded, recompute: cfg.recompute, dropout });
+  // On WebGPU, later steps replay the commands of a captured one (replay.ts); it draws dropout's masks ahead.
+  const stepper = new Stepper(forward, vars, opt, micro, dropout);
   const tuned: Tuned = { proto, vars };
   const history: EpochReport[] = resume ? [...resume.history] : [];
   let best = resume?.best ?? null;

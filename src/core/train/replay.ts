@@ -2,13 +2,14 @@
  * The training loop's step on WebGPU: a tfjs step until the step's shape has
  * settled, then one step captured and every later step replayed from its
  * commands (vit/webgpu-replay.ts says why and what makes that exact).
- * Elsewhere, or when a capture is refused (prompt dropout's masks, a
- * profiler), every step runs through tfjs.
+ * Elsewhere, or when a capture is refused (a profiler, an upload tfjs makes
+ * that changes from step to step), every step runs through tfjs.
  *
  * Host data goes through buffers of the stepper's own, one per pass and kind
  * (images or embeddings, labels, weights), one per number the optimiser takes
  * from the host (Optimizer.hostScalars: the learning rate, AdamW's bias
- * corrections and decay factors) and one for the loss's denominator,
+ * corrections and decay factors), one per prompt-dropout mask (drawn ahead,
+ * PromptDropout in tuning/vpt.ts) and one for the loss's denominator,
  * written before each step: so a tfjs step also reuses them rather than
  * creating and mapping a new buffer per upload, and the buffers a captured
  * step reads are the ones the next step's data is written to.
@@ -16,6 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Vars } from '../tuning/types';
 import { beginCapture, abandonCapture, bufferOf, endCapture, flush, replayable, sameUploads, storageBuffer, type Backend, type Buf, type Replay, type StepVariable, type Upload } from '../vit/webgpu-replay';
+import type { PromptDropout } from '../tuning/vpt';
 import type { Optimizer } from './optimizer';
 import { lossDenominator, optimizerStep, type Forward, type HostBatch, type Rows, type StepResult } from './step';
 
@@ -88,7 +90,11 @@ export class Stepper {
   private attempts = 0;
   readonly stats: StepperStats = { steps: 0, replayed: 0, captures: 0, dispatches: 0, refused: null, dropped: null, gaveUp: false, webgpu: false };
 
-  constructor(private readonly forward: Forward, private readonly vars: Vars, private readonly opt: Optimizer, private readonly microBatch: number) {}
+  /** The shapes of the masks prompt dropout asked for in the last step of this batch shape: the next step's are drawn ahead to them. */
+  private maskShapes: [number, number, number][] | null = null;
+
+  /** `dropout`: the forward's prompt dropout, whose masks the stepper draws ahead into its inputs. */
+  constructor(private readonly forward: Forward, private readonly vars: Vars, private readonly opt: Optimizer, private readonly microBatch: number, private readonly dropout?: PromptDropout) {}
 
   /** One optimiser step (optimizerStep's contract: read loss and hits asynchronously, then dispose them). */
   step(batch: HostBatch, lr: number): StepResult {
@@ -101,7 +107,7 @@ export class Stepper {
     this.stats.webgpu = true;
     if (b !== this.backend) { this.reset(); this.backend = b; this.inputs = new StepInputs(b); }
     const shape = `${batch.size} ${batch.rowShape.join('x')} ${this.microBatch}`;
-    if (shape !== this.shape) { this.drop(); this.shape = shape; this.settled = 0; this.attempts = 0; this.uploads = null; this.stats.gaveUp = false; }
+    if (shape !== this.shape) { this.drop(); this.shape = shape; this.settled = 0; this.attempts = 0; this.uploads = null; this.stats.gaveUp = false; this.maskShapes = null; }
     const inputs = this.inputs!;
     // Every pass's rows and the optimiser's numbers written first: a capture refuses any write made while it watches.
     flush(b);
@@ -115,6 +121,11 @@ export class Stepper {
     const scalars = this.opt.hostScalars(lr);
     scalars.forEach((x, i) => inputs.write(`s${i}`, Float32Array.of(x)));
     inputs.write('denom', Float32Array.of(lossDenominator(batch)));
+    // Prompt dropout's masks for this step, drawn now in the order the step will ask for them (the same
+    // values it would draw itself) once a step of this shape has shown which it asks for.
+    const dropout = this.dropout && this.dropout.rate > 0 ? this.dropout : null;
+    const masks = dropout && this.maskShapes ? this.maskShapes : [];
+    if (dropout) dropout.drawAhead(masks).forEach((m, i) => inputs.write(`m${i}`, m));
 
     if (this.replay) {
       const out = this.kept.map(() => fresh(b));
@@ -134,6 +145,8 @@ export class Stepper {
       return { inputs: inputs.tensor(`x${i}`, [n, ...batch.rowShape], 'float32'), labels: inputs.tensor(`y${i}`, [n], 'int32') as tf.Tensor1D, weights: inputs.tensor(`w${i}`, [n], 'float32') as tf.Tensor1D };
     };
     const given = scalars.map((_, i) => inputs.tensor(`s${i}`, [], 'float32') as tf.Scalar), denom = inputs.tensor('denom', [], 'float32') as tf.Scalar;
+    const ahead = masks.map((s, i) => inputs.tensor(`m${i}`, s, 'float32') as tf.Tensor3D);
+    if (dropout) { dropout.ahead = [...ahead]; dropout.asked = []; }
     const capture = !this.stats.gaveUp && ++this.settled > WARMUP_STEPS;
     const variables = capture ? this.variables(b) : [];
     if (capture) beginCapture(b);
@@ -144,8 +157,10 @@ export class Stepper {
       if (capture) abandonCapture(b);
       throw e;
     } finally {
-      tf.dispose([...given, denom]);
+      tf.dispose([...given, denom, ...ahead]);
+      if (dropout) dropout.ahead = [];
     }
+    if (dropout) this.maskShapes = dropout.asked;
     if (!capture) return r;
     // A refused capture is tried again next step (a uniform seen for the first time is written once), up to MAX_CAPTURES in a row.
     const giveUp = ++this.attempts >= MAX_CAPTURES;

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { vptDeep, vptShallow } from '../tuning/prompt';
 import type { ForwardOptions, Protocol, Vars } from '../tuning/types';
-import type { VptVars } from '../tuning/vpt';
+import { PromptDropout, type VptVars } from '../tuning/vpt';
 import type { FrozenViT } from '../vit/model';
 import { weightedCrossEntropy } from './loss';
 import type { Optimizer, ParamGroup } from './optimizer';
@@ -146,7 +146,7 @@ function vptVarMap(vars: VptVars): Vars {
 }
 
 function vptForward(model: FrozenViT, vars: VptVars, o: StepOptions): Forward {
-  return forwardOf(model, vars.variant === 'deep' ? vptDeep : vptShallow, vptVarMap(vars), { dropout: { rng: o.rng, rate: o.promptDropout } });
+  return forwardOf(model, vars.variant === 'deep' ? vptDeep : vptShallow, vptVarMap(vars), { dropout: new PromptDropout(o.rng, o.promptDropout) });
 }
 
 export function vptGradients(model: FrozenViT, vars: VptVars, batch: HostBatch, o: StepOptions) {

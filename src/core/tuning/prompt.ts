@@ -5,7 +5,7 @@
 import { headParams, linearHead } from './head';
 import { configOf, uniform } from './params';
 import type { Protocol, TunedState } from './types';
-import { dropoutMask, promptBound, promptHook, promptLayers, type Variant, type VptState } from './vpt';
+import { promptBound, promptHook, promptLayers, type Variant, type VptState } from './vpt';
 
 function vptProtocol(variant: Variant): Protocol {
   return {
@@ -23,7 +23,7 @@ function vptProtocol(variant: Variant): Protocol {
       const prompts = vars.get('prompts')!;
       const [, p, d] = prompts.shape;
       const dr = opts.dropout;
-      const mask = dr && dr.rate > 0 ? (_layer: number, B: number) => dropoutMask(dr.rng, B, p, d, dr.rate) : undefined;
+      const mask = dr && dr.rate > 0 ? (_layer: number, B: number) => dr.mask(B, p, d) : undefined;
       return { tokens: promptHook(prompts, mask) };
     },
     logits: linearHead,

@@ -43,9 +43,16 @@ export interface TunedState {
 /** Live trainable variables, in forward layout, by the same names. */
 export type Vars = Map<string, tf.Variable>;
 
+/** Prompt dropout's masks for a training forward (vpt.ts PromptDropout: drawn from our PRNG). */
+export interface DropoutSource {
+  readonly rate: number;
+  /** The next mask [B, p, d], scaled by 1 / (1 - rate); the forward asks for one per prompt layer and pass, in order. */
+  mask(B: number, p: number, d: number): tf.Tensor3D;
+}
+
 export interface ForwardOptions {
-  /** Prompt dropout while training (VPT), drawn from our PRNG. */
-  dropout?: { rng: Rng; rate: number };
+  /** Prompt dropout while training (VPT). */
+  dropout?: DropoutSource;
 }
 
 export interface Protocol {

@@ -13,6 +13,7 @@ import type { FrozenViT, TokenHook } from '../vit/model';
 import { fusedKernels, PROMPT_SET, PROMPT_SET_GRAD_P, PROMPT_SET_GRAD_X, runFused } from '../vit/webgpu-kernels';
 import { headParams } from './head';
 import { uniform } from './params';
+import type { DropoutSource } from './types';
 
 export type Variant = 'deep' | 'shallow';
 
@@ -82,12 +83,48 @@ export function disposeVars(v: VptVars): void {
   v.prompts.dispose(); v.headW.dispose(); v.headB.dispose();
 }
 
-/** One prompt-dropout mask [B, p, d], scaled by 1 / (1 - rate) like torch.nn.Dropout; drawn from our PRNG for determinism. */
-export function dropoutMask(rng: Rng, B: number, p: number, d: number, rate: number): tf.Tensor3D {
+/** n values of a prompt-dropout mask, each 1 / (1 - rate) or 0 like torch.nn.Dropout's; drawn from our PRNG for determinism. */
+function maskValues(rng: Rng, n: number, rate: number): Float32Array {
   const keep = 1 - rate;
-  const m = new Float32Array(B * p * d);
+  const m = new Float32Array(n);
   for (let i = 0; i < m.length; i++) m[i] = rng.next() < keep ? 1 / keep : 0;
-  return tf.tensor3d(m, [B, p, d]);
+  return m;
+}
+
+/** One prompt-dropout mask [B, p, d]. */
+export function dropoutMask(rng: Rng, B: number, p: number, d: number, rate: number): tf.Tensor3D {
+  return tf.tensor3d(maskValues(rng, B * p * d, rate), [B, p, d]);
+}
+
+/**
+ * Prompt dropout for a training forward: each mask drawn from the run's PRNG
+ * as the layers ask for it, or, where the caller drew the step's masks before
+ * the step (`drawAhead`) and made tensors of them (`ahead`), taken from
+ * those. The webgpu stepper does that (train/replay.ts): a captured step must
+ * read its host data from buffers written before it, never upload its own.
+ * The PRNG is drawn in the same order either way, so the masks are the same.
+ */
+export class PromptDropout implements DropoutSource {
+  /** This step's masks drawn ahead, taken in order by `mask`. */
+  ahead: tf.Tensor3D[] = [];
+  /** The shapes `mask` was asked for, in order (the caller clears it before a step). */
+  asked: [number, number, number][] = [];
+
+  constructor(private readonly rng: Rng, readonly rate: number) {}
+
+  /** The values of masks of these shapes, in order, as `mask` would draw them. */
+  drawAhead(shapes: [number, number, number][]): Float32Array[] {
+    return shapes.map(([B, p, d]) => maskValues(this.rng, B * p * d, this.rate));
+  }
+
+  mask(B: number, p: number, d: number): tf.Tensor3D {
+    this.asked.push([B, p, d]);
+    const m = this.ahead.shift();
+    if (!m) return dropoutMask(this.rng, B, p, d, this.rate);
+    // Drawn ahead for the shapes the same step asked for last time: another shape would mean other values.
+    if (m.shape.join() !== [B, p, d].join()) throw new Error(`prompt dropout: a mask drawn ahead is [${m.shape.join(', ')}], the step asks for [${B}, ${p}, ${d}]`);
+    return m;
+  }
 }
 
 /** One mask per prompt layer. */

@@ -13,11 +13,12 @@
  *
  * What makes a replay compute what a tfjs step would:
  * - Host data reaches the GPU only through the step's own input buffers
- *   (`StepInputs` in train/replay.ts writes images, labels, weights and the
- *   optimiser's numbers there before each step). A capture that sees any other
- *   upload or buffer write (a dropout mask, a uniform written for the first
- *   time) is refused: its data would change from step to step and a replay
- *   would repeat the old values.
+ *   (`StepInputs` in train/replay.ts writes images, labels, weights, the
+ *   optimiser's numbers and dropout's masks there before each step). A
+ *   capture that sees any other upload or buffer write (a number computed on
+ *   the host inside the step, a uniform written for the first time) is
+ *   refused: its data would change from step to step and a replay would
+ *   repeat the old values.
  * - Every buffer the commands touch is classified at the end of the capture:
  *   the inputs; the trained variables' buffers before the step (read) and
  *   after it (written); the step's outputs (loss, hits); buffers the pool holds
