@@ -44,7 +44,7 @@ export function TrainPanel() {
   const elapsed = (Date.now() - t.startedAt) / 1000;
   const left = t.step ? (elapsed / t.step) * (t.totalSteps - t.step) : null;
   const set = (p: Partial<TrainConfig>) => patch('training', { config: { ...c, ...p } });
-  const [speed, setSpeed] = useState<{ msPerStep: number; microBatch: number; key: string } | null>(null);
+  const [speed, setSpeed] = useState<{ msPerStep: number; microBatch: number; replayed: boolean; key: string } | null>(null);
   const [measuring, setMeasuring] = useState(false);
   const key = `${c.protocol.name}/${c.protocol.n}/${c.batch}/${c.microBatch}/${bb?.fingerprint}`;
   const stepsPerEpoch = Math.ceil(images * (ds.split === 'vtab' ? 0.8 : 0.9) / c.batch);
@@ -91,7 +91,7 @@ export function TrainPanel() {
           {params.toLocaleString()} trainable parameters ({(100 * params / bb.parameters).toFixed(3)}% of the backbone); task file about {formatBytes(params * 4 + 4096)};
           applied learning rate {(c.lr * c.batch / 256).toPrecision(3)}; about {formatBytes(activations)} of activations per batch on {engineInfo?.backend ?? 'the engine'}
           {plan && <span data-testid="memory-plan">, so {plan} within {formatBudget(budgetBytes)}</span>}; {stepsPerEpoch} steps per epoch
-          {speed && speed.key === key ? <span data-testid="epoch-estimate">; measured {(speed.msPerStep / 1000).toFixed(2)} s per step (micro-batch {speed.microBatch}): about {Math.ceil(stepsPerEpoch * speed.msPerStep / 1000)} s per epoch, {Math.ceil(c.epochs * stepsPerEpoch * speed.msPerStep / 60000)} min in all</span> : '.'}
+          {speed && speed.key === key ? <span data-testid="epoch-estimate">; measured {(speed.msPerStep / 1000).toFixed(2)} s per step ({speed.replayed ? 'replayed, ' : ''}micro-batch {speed.microBatch}): about {Math.ceil(stepsPerEpoch * speed.msPerStep / 1000)} s per epoch, {Math.ceil(c.epochs * stepsPerEpoch * speed.msPerStep / 60000)} min in all</span> : '.'}
           {' '}<button disabled={measuring || t.phase === 'running'} onClick={async () => { setMeasuring(true); const r = await measureSpeed(); setMeasuring(false); if (r) setSpeed({ ...r, key }); }}>{measuring ? 'Measuring…' : 'Estimate time'}</button>
         </p>
       )}

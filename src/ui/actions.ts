@@ -174,12 +174,12 @@ export async function classify(image: Blob, taskIds: string[]): Promise<void> {
 }
 
 /** Time one real training step on the engine, to estimate the time per epoch before starting. */
-export async function measureSpeed(): Promise<{ msPerStep: number; microBatch: number } | null> {
+export async function measureSpeed(): Promise<{ msPerStep: number; microBatch: number; replayed: boolean } | null> {
   const { training, dataset } = useStore.getState();
   const classes = dataset.summary ? dataset.summary.classes.length - dataset.dropped.length : 2;
   try {
     const r = await engine().request({ type: 'measure', config: training.config, classes, memoryBudget: budgetBytes() });
-    return { msPerStep: r.msPerStep, microBatch: r.microBatch };
+    return { msPerStep: r.msPerStep, microBatch: r.microBatch, replayed: r.replayed };
   } catch (e) {
     useStore.getState().notify(`speed measurement failed: ${errorText(e)}`);
     return null;

@@ -127,7 +127,7 @@ export type Reply =
   | { type: 'loadTask'; task: TaskInfo }
   | { type: 'forgetTask' }
   | { type: 'classify'; predictions: Prediction[]; preview: Thumb }
-  | { type: 'measure'; msPerStep: number; microBatch: number }
+  | { type: 'measure'; msPerStep: number; microBatch: number; /** The timed step was replayed from a captured one (webgpu, train/replay.ts). */ replayed: boolean }
   | { type: 'compare'; runs: CompareRun[] }
   | { type: 'search'; cells: Cell[]; best: Cell; outcome: TrainOutcome; rule: 'vtab' | 'fgvc'; tuneTrain: number; tuneVal: number }
   | { type: 'injectFault' };

@@ -23,7 +23,8 @@ import { PromptDropout } from '../core/tuning/vpt';
 import type { TrainConfig } from '../core/train/config';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../core/train/optimizer';
 import { Rng } from '../core/train/rng';
-import { forwardOf, optimizerStep, paramGroups } from '../core/train/step';
+import { forwardOf, paramGroups } from '../core/train/step';
+import { MAX_CAPTURES, Stepper, WARMUP_STEPS } from '../core/train/replay';
 import { loadBackbone, type Backbone } from '../core/vit/load';
 import type { Preprocessing } from '../core/vit/config';
 import { FrozenViT } from '../core/vit/model';
@@ -314,7 +315,7 @@ export class Session {
     return { type: 'classify', predictions, preview };
   }
 
-  /** Time one real training step (after a warm-up step) on random images of the configured shape. */
+  /** Time one real training step (after warm-up steps, on webgpu until steps replay) on random images of the configured shape. */
   private async measure(cfg: TrainConfig, classes: number, budgetBytes?: number): Promise<Reply> {
     const { b, m } = this.need();
     const c = b.weights.config;
@@ -331,14 +332,21 @@ export class Session {
     const embedded = trainsFromEmbeddings(m, proto, vars, cfg, this.dataset?.images.length ?? 0);
     const rowShape = embedded ? embeddingShape(c) : [S, S, 3];
     const batch = { inputs: Float32Array.from({ length: cfg.batch * rowShape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1)), rowShape, labels: new Int32Array(cfg.batch), weights: new Float32Array(cfg.batch).fill(1), size: cfg.batch };
-    const forward = forwardOf(m, proto, vars, { dropout: new PromptDropout(rng, cfg.promptDropout), recompute, embedded });
-    const step = async () => { const r = optimizerStep(forward, vars, opt, batch, 0, microBatch); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
+    const dropout = new PromptDropout(rng, cfg.promptDropout);
+    // Steps as training runs them: on webgpu, replayed from a captured one once they settle (train/replay.ts),
+    // which for a small model is several times faster than a step through tfjs.
+    const stepper = new Stepper(forwardOf(m, proto, vars, { dropout, recompute, embedded }), vars, opt, microBatch, dropout);
+    const step = async () => { const r = stepper.step(batch, 0); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
     try {
       await step();
-      const t0 = performance.now();
+      // On webgpu, warm up until a step is captured (the next one replays it), or captures stop.
+      const s = stepper.stats;
+      while (s.webgpu && !s.captures && !s.gaveUp && s.steps < WARMUP_STEPS + MAX_CAPTURES) await step();
+      const replays = s.replayed, t0 = performance.now();
       await step();
-      return { type: 'measure', msPerStep: performance.now() - t0, microBatch };
+      return { type: 'measure', msPerStep: performance.now() - t0, microBatch, replayed: s.replayed > replays };
     } finally {
+      stepper.dispose();
       disposeVars(vars);
       opt.dispose();
     }

@@ -27,7 +27,7 @@ import { lossDenominator, optimizerStep, type Forward, type HostBatch, type Rows
  */
 export const WARMUP_STEPS = 2;
 /** Captures tried in a row without a replay that ran: past them (the step's host data changes every step) no more are tried for this batch shape. */
-const MAX_CAPTURES = 4;
+export const MAX_CAPTURES = 4;
 
 // VPT_REPLAY=0 in Node turns it off (to compare, or to rule it out when something looks wrong).
 let enabled = !(typeof process !== 'undefined' && process.env?.VPT_REPLAY === '0');
