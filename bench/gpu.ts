@@ -9,7 +9,8 @@
 // loads direct and staged (setAttentionLoads), then steps as the studio runs them, with staged loads and
 // with attention on tfjs's ops, alternated, on four configurations, and the profiles (a few minutes).
 // `--replay`: only steps replayed from a captured one (src/core/train/replay.ts) against steps through
-// tfjs, alternated, three rounds on ViT-Ti/16 batch 8 and 64 and ViT-B/16 batch 8, then the host table.
+// tfjs, alternated, three rounds on ViT-Ti/16 batch 8 and 64 and ViT-B/16 batch 8 (and ViT-Ti/16 batch 8
+// with AdamW and prompt dropout 0.1), then the host table.
 // `--matmul`: only the linear layers' products, our tiled kernel (src/core/vit/webgpu-matmul.ts, both
 // tiles) against tfjs's on the shapes of a step, then whole steps with it and without, alternated.
 import { spawnSync } from 'node:child_process';
@@ -75,7 +76,7 @@ export async function runGpuBench(): Promise<void> {
   // 'no reuse': a fresh bind group and uniform buffer for every dispatch, as tfjs does (src/core/vit/webgpu-reuse.ts off).
   const run = async (model: string, c: ViTConfig, bc: Omit<BenchCase, 'config'>, note?: string, mode: Mode = 'fused') => {
     const plain = mode === 'plain';
-    if (mode !== 'fused') note = MODE_NOTES[mode];
+    if (mode !== 'fused') note = note ? `${note}; ${MODE_NOTES[mode]}` : MODE_NOTES[mode];
     const was = setFusedKernels(!plain), wasAttention = setFusedAttention(mode !== 'tfjs attention'), wasReuse = setReuse(mode !== 'no reuse');
     const wasTiling = setMatmulTiling(mode === 'tfjs matmul' ? 'off' : 'auto'), wasBlocks = setFusedBlocks(mode !== 'blocks on the tape');
     const wasReplay = setReplay(mode !== 'no replay'), wasLoads = setAttentionLoads(mode === 'staged loads' ? 'staged' : 'direct');
@@ -139,6 +140,8 @@ export async function runGpuBench(): Promise<void> {
       for (const [model, c, batch] of [['ViT-Ti/16', ti, 8], ['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 8]] as [string, ViTConfig, number][]) {
         for (const mode of ['fused', 'no replay'] as const) await run(model, c, { prompts: 10, batch, steps }, undefined, mode);
       }
+      // AdamW with prompt dropout 0.1: their per-step numbers and masks are step inputs of the replay.
+      for (const mode of ['fused', 'no replay'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 8, steps, adamwDropout: 0.1 }, 'AdamW, prompt dropout 0.1', mode);
     }
   } else if (attentionOnly) {
     // Each product alone first (clean GFLOP/s per kernel), then whole steps.

@@ -3,12 +3,13 @@
 // matmul throughput on a shape the model really uses.
 import * as tf from '@tensorflow/tfjs';
 import { embeddingShape } from '../src/core/train/loop';
-import { Optimizer, DEFAULT_OPTIMIZER } from '../src/core/train/optimizer';
+import { Optimizer, DEFAULT_OPTIMIZER, type OptimizerName } from '../src/core/train/optimizer';
 import { Rng } from '../src/core/train/rng';
 import { forwardOf, optimizerStep, paramGroups } from '../src/core/train/step';
 import { Stepper, WARMUP_STEPS } from '../src/core/train/replay';
 import { disposeVars, initState, makeVars } from '../src/core/tuning/params';
 import { vptDeep } from '../src/core/tuning/prompt';
+import { PromptDropout } from '../src/core/tuning/vpt';
 import type { ViTConfig } from '../src/core/vit/config';
 import { FrozenViT } from '../src/core/vit/model';
 import { FrozenLinear } from '../src/core/vit/ops';
@@ -21,6 +22,8 @@ export interface BenchCase {
   embedded?: boolean;
   /** One profiled step only (its time and peak), for configurations too slow to time properly. */
   once?: boolean;
+  /** Train with AdamW and this prompt dropout (whose per-step numbers and masks a replay takes as step inputs) instead of SGD without. */
+  adamwDropout?: number;
 }
 export interface BenchResult {
   forwardMs: number; stepMs: number; imagesPerSecond: number; stepGflops: number;
@@ -100,12 +103,12 @@ export async function kernelMs(run: () => tf.Tensor, reps = 9): Promise<number> 
 }
 
 /** A random-weight ViT with VPT-deep prompts (10 classes) and SGD, as every bench case trains it; `images`: B fixed ones. */
-export function vptDeepCase(c: ViTConfig, p: number, B: number) {
+export function vptDeepCase(c: ViTConfig, p: number, B: number, optimizer: OptimizerName = 'sgd') {
   const w = randomWeights(c);
   const model = new FrozenViT(w);
   model.prepareBackward();
   const vars = makeVars(vptDeep, initState(vptDeep, w, { name: 'vpt-deep', n: p }, 10, new Rng(2)), c);
-  const opt = new Optimizer(DEFAULT_OPTIMIZER, paramGroups(vars, 1e-4));
+  const opt = new Optimizer({ ...DEFAULT_OPTIMIZER, name: optimizer }, paramGroups(vars, 1e-4));
   const S = c.imageSize;
   const images = Float32Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i));
   const labels = Int32Array.from({ length: B }, (_, i) => i % 10);
@@ -114,8 +117,9 @@ export function vptDeepCase(c: ViTConfig, p: number, B: number) {
 
 export async function runCase(bc: BenchCase): Promise<BenchResult> {
   const { config: c, prompts: p, batch: B } = bc;
-  const { model, vars, opt, images, labels, dispose } = vptDeepCase(c, p, B);
-  const train = forwardOf(model, vptDeep, vars, { recompute: bc.recompute, embedded: bc.embedded });
+  const { model, vars, opt, images, labels, dispose } = vptDeepCase(c, p, B, bc.adamwDropout === undefined ? 'sgd' : 'adamw');
+  const dropout = new PromptDropout(new Rng(4), bc.adamwDropout ?? 0);
+  const train = forwardOf(model, vptDeep, vars, { recompute: bc.recompute, embedded: bc.embedded, dropout });
   const infer = forwardOf(model, vptDeep, vars);
   const S = c.imageSize;
   const x = tf.tensor4d(images, [B, S, S, 3]);
@@ -128,7 +132,7 @@ export async function runCase(bc: BenchCase): Promise<BenchResult> {
   rows?.dispose();
   let peak: number | null = null;
   // As the training loop runs steps: on webgpu, replayed once one is captured (src/core/train/replay.ts).
-  const stepper = new Stepper(train, vars, opt, B);
+  const stepper = new Stepper(train, vars, opt, B, dropout);
   const step = async () => { const r = stepper.step(batch, 0.01); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
   // The peak through tfjs (a replay allocates nothing tfjs can see).
   const plainStep = async () => { const r = optimizerStep(train, vars, opt, batch, 0.01, B); await r.loss.data(); tf.dispose([r.loss, r.correct]); };
