@@ -28,6 +28,7 @@ export function ResultsPanel() {
       <p data-testid="result-summary">
         {o.stopped ? 'Stopped early. ' : ''}Best epoch {o.bestEpoch} of {o.history.length}
         {v ? <>: validation accuracy <strong data-testid="val-accuracy">{(100 * v.accuracy).toFixed(1)}%</strong> on {v.count} images</> : ' (no validation images: the last epoch is kept)'}.
+        {o.replay && <>{' '}<span data-testid="replay-summary">WebGPU {o.replay}.</span></>}
       </p>
       {v && (
         <div className="results">

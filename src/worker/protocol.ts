@@ -74,6 +74,8 @@ export interface TrainOutcome {
   stopped: boolean;
   /** Why the run stopped on NaN/Inf and was rolled back (see TrainResult.diverged). */
   diverged: string | null;
+  /** On webgpu, how many steps were replayed from a captured one, or why none were (train/replay.ts describeReplay); null elsewhere. */
+  replay: string | null;
   parameters: number;
   /** e.g. "vpt-deep-10" and "VPT-deep (p=10)". */
   protocol: string;

@@ -24,7 +24,7 @@ import type { TrainConfig } from '../core/train/config';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../core/train/optimizer';
 import { Rng } from '../core/train/rng';
 import { forwardOf, paramGroups } from '../core/train/step';
-import { MAX_CAPTURES, Stepper, WARMUP_STEPS } from '../core/train/replay';
+import { describeReplay, MAX_CAPTURES, Stepper, WARMUP_STEPS } from '../core/train/replay';
 import { loadBackbone, type Backbone } from '../core/vit/load';
 import type { Preprocessing } from '../core/vit/config';
 import { FrozenViT } from '../core/vit/model';
@@ -167,7 +167,7 @@ export class Session {
       }
     }
     return {
-      taskId, bestEpoch: result.bestEpoch, history: result.history, classes: data.classes, appliedLr: result.appliedLr, stopped: result.stopped, diverged: result.diverged,
+      taskId, bestEpoch: result.bestEpoch, history: result.history, classes: data.classes, appliedLr: result.appliedLr, stopped: result.stopped, diverged: result.diverged, replay: describeReplay(result.steps),
       validation: v ? { accuracy: v.accuracy, perClass: v.perClass, confusion: v.confusion, count: v.count } : null,
       examples, parameters: countTuned(result.state), protocol: formatSpec(result.state.protocol), title: titleOf(result.state.protocol),
     };

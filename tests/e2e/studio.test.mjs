@@ -87,6 +87,10 @@ test('demo backbone, folder of PNGs, train on webgpu, evaluate, export, library,
   await page.getByTestId('storage-full').getByRole('button', { name: 'Dismiss' }).click();
   const acc = parseFloat(await page.getByTestId('val-accuracy').textContent());
   assert.ok(acc >= 50, `validation accuracy ${acc}% (chance 25%)`);
+  // The run's steps on webgpu, after warm-up and capture, replayed from a captured one; the page says how many.
+  const replay = await page.getByTestId('replay-summary').innerText();
+  const [, steps, replayed] = replay.match(/^WebGPU steps: (\d+), (\d+) replayed from a captured one\.$/) ?? [];
+  assert.ok(steps && +replayed > 0 && +replayed <= +steps - 4, replay);
   await screenshot(page, 'studio-4-evaluate');
 
   const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export').click()]);

@@ -2,7 +2,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { writeTask } from '../../core/io/task-file';
 import { readCheckpoint, writeCheckpoint } from '../../core/train/checkpoint';
-import type { StepperStats } from '../../core/train/replay';
+import { describeReplay } from '../../core/train/replay';
 import { resolveTrainConfig, type TrainConfig } from '../../core/train/config';
 import { train as runTraining } from '../../core/train/loop';
 import { describePlan, formatBudget, planPasses } from '../../core/train/memory';
@@ -98,14 +98,4 @@ export async function train(p: Parsed, backend: string): Promise<void> {
   } finally {
     model.dispose();
   }
-}
-
-/**
- * On webgpu, how many steps were replayed from a captured one (src/core/train/replay.ts), or why
- * none were: the difference in speed between runs is often this.
- */
-function describeReplay(s: StepperStats): string | null {
-  if (!s.webgpu) return null;
-  if (s.replayed) return `steps: ${s.steps}, ${s.replayed} replayed from a captured one`;
-  return `steps: ${s.steps}, none replayed: ${s.refused ?? 'too few steps'}`;
 }

@@ -49,6 +49,17 @@ export interface StepperStats {
   webgpu: boolean;
 }
 
+/**
+ * On webgpu, how many steps were replayed from a captured one, or why none
+ * were (the CLI's log and the studio's result): the difference in speed
+ * between runs is often this. Null elsewhere.
+ */
+export function describeReplay(s: StepperStats): string | null {
+  if (!s.webgpu) return null;
+  if (s.replayed) return `steps: ${s.steps}, ${s.replayed} replayed from a captured one`;
+  return `steps: ${s.steps}, none replayed: ${s.refused ?? 'too few steps'}`;
+}
+
 /** The step's host data in buffers of its own, written before each step, read through zero-copy tensors. */
 class StepInputs {
   private readonly bufs = new Map<string, Buf>();
