@@ -1,4 +1,4 @@
-// Child process for webgpu-fused.test.ts (Dawn needs its Vulkan environment when the process starts):
+// Child process for node-webgpu.test.ts (Dawn needs its Vulkan environment when the process starts):
 // the fused WGSL kernels against the plain tfjs ops on the same webgpu backend, forward and gradient,
 // then a whole VPT-deep gradient on the fixture backbone both ways. Prints one JSON object.
 import { readFileSync } from 'node:fs';

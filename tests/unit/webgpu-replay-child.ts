@@ -1,4 +1,4 @@
-// Child process for webgpu-replay.test.ts (Dawn needs its Vulkan environment when the process starts):
+// Child process for node-webgpu.test.ts (Dawn needs its Vulkan environment when the process starts):
 // training steps replayed from a captured step (src/core/train/replay.ts) against the same steps run
 // through tfjs, on the real tiny backbone, on Dawn. Prints one JSON object.
 import { readFileSync } from 'node:fs';

@@ -157,7 +157,7 @@ export class Stepper {
     };
     const given = scalars.map((_, i) => inputs.tensor(`s${i}`, [], 'float32') as tf.Scalar), denom = inputs.tensor('denom', [], 'float32') as tf.Scalar;
     const ahead = masks.map((s, i) => inputs.tensor(`m${i}`, s, 'float32') as tf.Tensor3D);
-    if (dropout) { dropout.ahead = [...ahead]; dropout.asked = []; }
+    dropout?.beginStep(ahead);
     const capture = !this.stats.gaveUp && ++this.settled > WARMUP_STEPS;
     const variables = capture ? this.variables(b) : [];
     if (capture) beginCapture(b);
@@ -169,9 +169,8 @@ export class Stepper {
       throw e;
     } finally {
       tf.dispose([...given, denom, ...ahead]);
-      if (dropout) dropout.ahead = [];
+      if (dropout) this.maskShapes = dropout.endStep();
     }
-    if (dropout) this.maskShapes = dropout.asked;
     if (!capture) return r;
     // A refused capture is tried again next step (a uniform seen for the first time is written once), up to MAX_CAPTURES in a row.
     const giveUp = ++this.attempts >= MAX_CAPTURES;

@@ -99,22 +99,34 @@ export function dropoutMask(rng: Rng, B: number, p: number, d: number, rate: num
 /**
  * Prompt dropout for a training forward: each mask drawn from the run's PRNG
  * as the layers ask for it, or, where the caller drew the step's masks before
- * the step (`drawAhead`) and made tensors of them (`ahead`), taken from
+ * the step (`drawAhead`) and handed tensors of them to `beginStep`, taken from
  * those. The webgpu stepper does that (train/replay.ts): a captured step must
  * read its host data from buffers written before it, never upload its own.
  * The PRNG is drawn in the same order either way, so the masks are the same.
  */
 export class PromptDropout implements DropoutSource {
   /** This step's masks drawn ahead, taken in order by `mask`. */
-  ahead: tf.Tensor3D[] = [];
-  /** The shapes `mask` was asked for, in order (the caller clears it before a step). */
-  asked: [number, number, number][] = [];
+  private ahead: tf.Tensor3D[] = [];
+  /** The shapes `mask` was asked for this step, in order. */
+  private asked: [number, number, number][] = [];
 
   constructor(private readonly rng: Rng, readonly rate: number) {}
 
   /** The values of masks of these shapes, in order, as `mask` would draw them. */
   drawAhead(shapes: [number, number, number][]): Float32Array[] {
     return shapes.map(([B, p, d]) => maskValues(this.rng, B * p * d, this.rate));
+  }
+
+  /** Start a step whose masks, drawn ahead, are `ahead` (the caller keeps and disposes them). */
+  beginStep(ahead: tf.Tensor3D[]): void {
+    this.ahead = [...ahead];
+    this.asked = [];
+  }
+
+  /** End the step: the shapes of the masks it asked for, to draw the next step's ahead. */
+  endStep(): [number, number, number][] {
+    this.ahead = [];
+    return this.asked;
   }
 
   mask(B: number, p: number, d: number): tf.Tensor3D {

@@ -1,24 +1,21 @@
 /**
  * Capture and replay of a training step's WebGPU commands.
  *
- * Why: on a real GPU a small model's step is bound by the host, not the GPU.
- * An H200's host takes about 58 us to issue each of a ViT-Ti/16 step's 368
- * dispatches through tfjs (its engine, the gradient tape, the buffer pool,
- * shader keys, uniforms), 21 ms a step for a few ms of GPU work. Setting a
- * pipeline, a bind group and dispatching, which is all the GPU needs, costs a
- * small fraction of that. Once the step's shapes are fixed, every step issues
- * the same dispatches on the same buffers (webgpu-reuse.ts makes the pool hand
- * them out in the same order), so one step's commands are captured and later
- * steps encode just those.
+ * Why: on a real GPU a small model's step is bound by the host. An H200's
+ * host takes about 58 us to issue each of a ViT-Ti/16 step's 368 dispatches
+ * through tfjs (engine, tape, buffer pool, shader keys, uniforms), 21 ms a
+ * step for a few ms of GPU work; setting a pipeline and a bind group and
+ * dispatching costs a small fraction of that. Once the step's shapes are
+ * fixed, every step issues the same dispatches on the same buffers
+ * (webgpu-reuse.ts makes the pool hand them out in the same order), so one
+ * step's commands are captured and later steps encode just those.
  *
  * What makes a replay compute what a tfjs step would:
  * - Host data reaches the GPU only through the step's own input buffers
- *   (`StepInputs` in train/replay.ts writes images, labels, weights, the
- *   optimiser's numbers and dropout's masks there before each step). A
- *   capture that sees any other upload or buffer write (a number computed on
- *   the host inside the step, a uniform written for the first time) is
- *   refused: its data would change from step to step and a replay would
- *   repeat the old values.
+ *   (train/replay.ts writes images, labels, weights, the optimiser's numbers
+ *   and dropout's masks there before each step). A capture that sees any
+ *   other write (a number the step computes on the host, a uniform written
+ *   the first time) is refused: a replay would repeat the old values.
  * - Every buffer the commands touch is classified at the end of the capture:
  *   the inputs; the trained variables' buffers before the step (read) and
  *   after it (written); the step's outputs (loss, hits); buffers the pool holds
@@ -33,9 +30,9 @@
  *   (assigned from outside), or a held buffer goes back to the pool or is
  *   destroyed, the capture is dropped and the step runs through tfjs again.
  *
- * Nothing here computes anything: a replay issues the very pipelines and bind
- * groups the captured step did, in the same order, so its results are
- * bit-identical to a tfjs step's (tests/unit/webgpu-replay.test.ts, on Dawn).
+ * Nothing here computes anything: a replay issues the captured pipelines and
+ * bind groups in the same order, so its results are bit-identical to a tfjs
+ * step's (tests/unit/node-webgpu.test.ts with webgpu-replay-child.ts, on Dawn).
  */
 import type * as tf from '@tensorflow/tfjs';
 
