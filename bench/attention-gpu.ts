@@ -22,7 +22,7 @@ export async function attentionKernels(B: number, H: number, T: number, hd: numb
   const p3 = tf.reshape(p, [z, T, T]), ds3 = tf.reshape(ds, [z, T, T]);
   const attrs = { B, H };
   const ours = (label: string, f: number, name: string, inputs: Record<string, tf.Tensor>, part?: number): [string, number, () => tf.Tensor][] =>
-    (['direct', 'staged'] as const).map((loads) => [`ours${loads === 'staged' ? ' staged' : ''}: ${label}`, f, () => {
+    (['direct', 'staged'] as const).map((loads) => [`ours ${loads}: ${label}`, f, () => {
       const was = setAttentionLoads(loads);
       try { return runFused(name, inputs, part === undefined ? attrs : { ...attrs, part }); } finally { setAttentionLoads(was); }
     }]);

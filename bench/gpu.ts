@@ -6,7 +6,7 @@
 // PyTorch on CUDA (float32, TF32 off) when a python3 with torch sees a GPU. BENCH_OUT=FILE also
 // writes the JSON after every row, so a run cut short keeps what it measured. `--attention`: only the fused
 // attention: each product alone against tfjs's batched matmul (bench/attention-gpu.ts), with the tiles'
-// loads direct and staged (setAttentionLoads), then steps as the studio runs them, with staged loads and
+// loads direct and staged (setAttentionLoads), then steps as the studio runs them (staged loads), with direct loads and
 // with attention on tfjs's ops, alternated, on four configurations, and the profiles (a few minutes).
 // `--replay`: only steps replayed from a captured one (src/core/train/replay.ts) against steps through
 // tfjs, alternated, three rounds on ViT-Ti/16 batch 8 and 64 and ViT-B/16 batch 8 (and ViT-Ti/16 batch 8
@@ -36,11 +36,11 @@ interface GpuRow extends BenchResult {
   torch?: { stepMs: number; forwardMs: number; matmulGflops: number; peakBytes?: number } | null;
 }
 
-type Mode = 'fused' | 'plain' | 'tfjs attention' | 'no reuse' | 'tfjs matmul' | 'blocks on the tape' | 'no replay' | 'staged loads';
+type Mode = 'fused' | 'plain' | 'tfjs attention' | 'no reuse' | 'tfjs matmul' | 'blocks on the tape' | 'no replay' | 'direct loads';
 const MODE_NOTES: Record<Exclude<Mode, 'fused'>, string> = {
   plain: 'plain tfjs ops, no fused kernels', 'tfjs attention': 'fused kernels on the tape, attention on tfjs ops', 'no reuse': 'no bind-group or uniform reuse',
   'tfjs matmul': 'fused kernels, linear layers on tfjs matmul', 'blocks on the tape': 'fused kernels, each op of a block a tape node',
-  'no replay': 'every step through tfjs, none replayed', 'staged loads': 'attention\'s tiles loaded through registers, the next while this one multiplies',
+  'no replay': 'every step through tfjs, none replayed', 'direct loads': 'attention\'s tiles loaded element by element, not staged through registers',
 };
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
@@ -79,7 +79,7 @@ export async function runGpuBench(): Promise<void> {
     if (mode !== 'fused') note = note ? `${note}; ${MODE_NOTES[mode]}` : MODE_NOTES[mode];
     const was = setFusedKernels(!plain), wasAttention = setFusedAttention(mode !== 'tfjs attention'), wasReuse = setReuse(mode !== 'no reuse');
     const wasTiling = setMatmulTiling(mode === 'tfjs matmul' ? 'off' : 'auto'), wasBlocks = setFusedBlocks(mode !== 'blocks on the tape');
-    const wasReplay = setReplay(mode !== 'no replay'), wasLoads = setAttentionLoads(mode === 'staged loads' ? 'staged' : 'direct');
+    const wasReplay = setReplay(mode !== 'no replay'), wasLoads = mode === 'direct loads' ? setAttentionLoads('direct') : undefined;
     try {
       const r = await runCase({ config: c, ...bc });
       const pool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
@@ -101,7 +101,7 @@ export async function runGpuBench(): Promise<void> {
       setMatmulTiling(wasTiling);
       setFusedBlocks(wasBlocks);
       setReplay(wasReplay);
-      setAttentionLoads(wasLoads);
+      if (wasLoads) setAttentionLoads(wasLoads);
     }
     save();
   };
@@ -156,7 +156,7 @@ export async function runGpuBench(): Promise<void> {
     log(formatAttentionKernels(attention));
     for (let round = 0; round < 2; round++) {
       for (const [model, c, batch] of [['ViT-Ti/16', ti, 8], ['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 8], ['ViT-B/16', vitB, 32]] as [string, ViTConfig, number][]) {
-        for (const mode of ['fused', 'staged loads', 'tfjs attention'] as const) await run(model, c, { prompts: 10, batch, steps }, undefined, mode);
+        for (const mode of ['fused', 'direct loads', 'tfjs attention'] as const) await run(model, c, { prompts: 10, batch, steps }, undefined, mode);
       }
     }
   } else {
@@ -169,7 +169,7 @@ export async function runGpuBench(): Promise<void> {
     for (const batch of [8, 32]) for (const mode of ['fused', 'no replay', 'blocks on the tape', 'tfjs attention', 'plain'] as const) await run('ViT-B/16', vitB, { prompts: 10, batch, steps }, undefined, mode);
     for (const p of [1, 50]) await run('ViT-Ti/16', ti, { prompts: p, batch: 8, steps });
     for (const batch of [32, 64, 128]) await run('ViT-Ti/16', ti, { prompts: 10, batch, steps });
-    for (const mode of ['no replay', 'plain', 'tfjs attention', 'staged loads'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps }, undefined, mode);
+    for (const mode of ['no replay', 'plain', 'tfjs attention', 'direct loads'] as const) await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps }, undefined, mode);
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, recompute: true });
     await run('ViT-Ti/16', ti, { prompts: 10, batch: 64, steps, embedded: true });
     await run('ViT-B/16', vitB, { prompts: 10, batch: 64, steps });
@@ -182,12 +182,12 @@ export async function runGpuBench(): Promise<void> {
   } catch (e) {
     log(`host steps: failed: ${(e as Error).message.split('\n')[0]}`);
   }
-  // By-kernel profiles; with --attention each also with staged loads and with attention on tfjs's ops, to read the products side by side.
+  // By-kernel profiles; with --attention each also with direct loads and with attention on tfjs's ops, to read the products side by side.
   for (const [model, c, b] of (quick ? [['ViT-Ti/16', ti, 2]] : replayOnly ? [] : [['ViT-Ti/16', ti, 64], ['ViT-B/16', vitB, 32]]) as [string, ViTConfig, number][]) {
-    for (const form of attentionOnly ? ['direct', 'staged', 'tfjs'] as const : ['direct'] as const) {
+    for (const form of attentionOnly ? ['staged', 'direct', 'tfjs'] as const : ['staged'] as const) {
       const was = setFusedAttention(form !== 'tfjs'), wasLoads = setAttentionLoads(form === 'staged' ? 'staged' : 'direct');
       try {
-        const title = `${backend}, ${model} p=10 batch ${b}${{ direct: '', staged: ', attention\'s loads staged', tfjs: ', attention on tfjs ops' }[form]}: step`;
+        const title = `${backend}, ${model} p=10 batch ${b}${{ staged: '', direct: ', attention\'s loads direct', tfjs: ', attention on tfjs ops' }[form]}: step`;
         profiles.push({ title, profile: await profileStep(c, 10, b) });
         log(formatProfile(title, profiles.at(-1)!.profile, 25, 30));
       } catch (e) {

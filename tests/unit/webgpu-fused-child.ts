@@ -109,6 +109,7 @@ out.parts = {};
 const eps = 1e-6;
 // Both variants of the row and attention kernels: SwiftShader picks the barrier-free ("serial")
 // ones by itself, real GPUs the workgroup ones ("tiled"), forced here.
+const wasLoads = setAttentionLoads('direct');
 for (const serial of [true, false]) {
   setSerialKernels(serial);
   const v = serial ? 'serial' : 'tiled';
@@ -128,10 +129,10 @@ for (const serial of [true, false]) {
   await compareAttention(3, 4, 70, 33, v);
   await compareParts(3, 4, 70, 33, v);
 }
-// The tiled attention with its tiles' loads staged through registers (setAttentionLoads), on shapes whose
-// k runs over one tile, part of one, and several with a part tile last (T = 70: 32 + 32 + 6).
+// The tiled attention with its tiles' loads staged through registers (the default; above, 'direct'), on
+// shapes whose k runs over one tile, part of one, and several with a part tile last (T = 70: 32 + 32 + 6).
 setSerialKernels(false);
-const wasLoads = setAttentionLoads('staged');
+setAttentionLoads('staged');
 await compareAttention(2, 3, 19, 8, 'staged');
 await compareAttention(3, 4, 70, 33, 'staged');
 await compareParts(3, 4, 70, 33, 'staged');

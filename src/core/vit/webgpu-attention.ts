@@ -85,15 +85,8 @@ const UNIFORMS = 'T : i32, H : i32, hd : i32, d : i32, heads : i32, part0 : i32,
 
 const Z_ARGS = 'part : i32, z : i32, b : i32, h : i32';
 
-/**
- * readA_i, readB_i (part i) and write as WGSL functions, bounds-checked, and
- * readA, readB choosing the part at run time (for the tiled program, where the
- * part is the same across a workgroup).
- */
-const accessors = (p: Product) => {
-  const parts = p.readA.map((_, i) => i);
-  const pick = (f: string, args: string) => parts.slice(0, -1).map((i) => `if (part == ${i}) { return ${f}_${i}(${args}); }`).join(' ') + ` return ${f}_${parts.length - 1}(${args});`;
-  return parts.map((i) => `
+/** readA_i, readB_i (part i) and write as WGSL functions, bounds-checked. */
+const accessors = (p: Product) => p.readA.map((_, i) => `
   fn readA_${i}(${Z_ARGS}, row : i32, kk : i32) -> f32 {
     if (row >= ${p.M} || kk >= ${p.K}) { return 0.0; }
     return ${p.readA[i]};
@@ -102,12 +95,9 @@ const accessors = (p: Product) => {
     if (kk >= ${p.K} || col >= ${p.N}) { return 0.0; }
     return ${p.readB[i]};
   }`).join('') + `
-  fn readA(${Z_ARGS}, row : i32, kk : i32) -> f32 { ${pick('readA', 'part, z, b, h, row, kk')} }
-  fn readB(${Z_ARGS}, kk : i32, col : i32) -> f32 { ${pick('readB', 'part, z, b, h, kk, col')} }
   fn write(${Z_ARGS}, row : i32, col : i32, val : f32) {
     ${p.write}
   }`;
-};
 
 /**
  * The k loop once per part, the part chosen outside it: a software adapter
@@ -156,9 +146,6 @@ function serialProgram(name: string, p: Product, outShape: number[], total: numb
   };
 }
 
-/** A per-part flag as a WGSL bool expression of `part`. */
-const kFast = (f: boolean[]) => f.every((x) => x === f[0]) ? String(f[0]) : `(${f.map((x, i) => x ? `part == ${i}` : '').filter(Boolean).join(' || ') || 'false'})`;
-
 /**
  * The tiled program (the header says how it works). Each thread owns a 4 x 4
  * block of neighbouring outputs, and the tiles are held as vec4s, A k-major
@@ -169,12 +156,22 @@ const kFast = (f: boolean[]) => f.every((x) => x === f[0]) ? String(f[0]) : `(${
  * A vec4's slot in its k row is XOR-ed with k % 8: the loads that walk k
  * fastest (one row, 32 neighbouring k) then spread their stores over 8 banks
  * instead of landing all on one.
+ *
+ * A product of several parts gets the whole k loop once per part, the part's
+ * reads and layout fixed in each copy, and the workgroup picks its copy once.
+ * With the part chosen inside each load instead, the three-gradient kernel
+ * ran at 3 TFLOP/s on an H200 with staged loads, while the one-part products
+ * reached 6-11: the branches kept the loads from being issued together.
+ * tfjs keeps the workgroup's id in a private variable, which WGSL's uniformity
+ * analysis counts as varying per thread, so the part goes through
+ * workgroupUniformLoad for the copies' barriers to be allowed.
  */
 function tiledProgram(name: string, p: Product, outShape: number[], dims: { M: number; N: number; heads: number; parts: number }, staged: boolean): Program {
+  const copies = p.readA.map((_, i) => tiledLoop(p, i, staged));
   return {
     variableNames: p.names,
     outputShape: outShape,
-    shaderKey: `${name}_v4${staged ? '_staged' : ''}`,
+    shaderKey: `${name}_v5${staged ? '_staged' : ''}`,
     dispatchLayout: flat(outShape),
     dispatch: [Math.ceil(dims.N / TILE), Math.ceil(dims.M / TILE), dims.heads * dims.parts],
     workgroupSize: [8, 8, 1],
@@ -182,11 +179,11 @@ function tiledProgram(name: string, p: Product, outShape: number[], dims: { M: n
     getUserCode: () => `
   var<workgroup> tileA : array<vec4<f32>, ${TILE * TILE / 4}>; // [k][row / 4]
   var<workgroup> tileB : array<vec4<f32>, ${TILE * TILE / 4}>; // [k][col / 4]
+  var<workgroup> partShared : i32;
 ${accessors(p)}
   fn slot(kk : i32, i : i32) -> i32 { return kk * ${TILE / 4} + ((i / 4) ^ (kk % 8)); }
 
   fn main(index : i32) {
-    let part = uniforms.part0 + i32(workgroupId.z) / uniforms.heads;
     let z = i32(workgroupId.z) % uniforms.heads;
     let b = z / uniforms.H;
     let h = z % uniforms.H;
@@ -195,14 +192,24 @@ ${accessors(p)}
     let tx = i32(localId.x);
     let ty = i32(localId.y);
     let tid = ty * 8 + tx;
-    let aK = ${kFast(p.aKFast)};
-    let bK = ${kFast(p.bKFast)};
+    ${copies.length === 1 ? `let part = uniforms.part0;
+    ${copies[0]}` : `if (tid == 0) { partShared = uniforms.part0 + i32(workgroupId.z) / uniforms.heads; }
+    let part = workgroupUniformLoad(&partShared);
+    ${copies.map((c, i) => `${i ? ' else ' : ''}${i < copies.length - 1 ? `if (part == ${i}) ` : ''}{${c}}`).join('')}`}
+  }`,
+  };
+}
+
+/** Part i's k loop and stores, its reads (readA_i, readB_i) and which of their indices is contiguous fixed. */
+function tiledLoop(p: Product, i: number, staged: boolean): string {
+  const r: Reads = { a: `readA_${i}`, b: `readB_${i}`, aK: p.aKFast[i], bK: p.bKFast[i] };
+  return `
     var acc : array<vec4<f32>, 4>;
-    ${staged ? stagedLoads() : ''}
+    ${staged ? stagedLoads(r) : ''}
     for (var k0 = 0; k0 < ${p.K}; k0 += ${TILE}) {
-      ${staged ? stagedStores() : directLoads()}
+      ${staged ? stagedStores(r) : directLoads(r)}
       workgroupBarrier();
-      ${staged ? `if (k0 + ${TILE} < ${p.K}) { ${stagedFetch('k0 + ' + TILE)} }` : ''}
+      ${staged ? `if (k0 + ${TILE} < ${p.K}) { ${stagedFetch(r, 'k0 + ' + TILE)} }` : ''}
       for (var kk = 0; kk < ${TILE}; kk++) {
         let a = tileA[kk * ${TILE / 4} + (ty ^ (kk % 8))];
         let bv = tileB[kk * ${TILE / 4} + (tx ^ (kk % 8))];
@@ -219,10 +226,18 @@ ${accessors(p)}
         let col = col0 + tx * 4 + j;
         if (row < ${p.M} && col < ${p.N}) { write(part, z, b, h, row, col, acc[i][j]); }
       }
-    }
-  }`,
-  };
+    }`;
 }
+
+/** One part's reads: the functions, and whether A's (B's) elements are contiguous along k. */
+interface Reads { a: string; b: string; aK: boolean; bK: boolean }
+
+// An element's index in the tile from its fast and slow index (the fast one walks contiguous memory):
+// A's row and k, B's k and column, as WGSL expressions.
+const aRow = (r: Reads, fast: string, slow: string) => r.aK ? slow : fast;
+const aCol = (r: Reads, fast: string, slow: string) => r.aK ? fast : slow;
+const bRow = (r: Reads, fast: string, slow: string) => r.bK ? fast : slow;
+const bCol = (r: Reads, fast: string, slow: string) => r.bK ? slow : fast;
 
 /**
  * The tiles' loads as first written: each thread loops over its 16 elements of
@@ -230,28 +245,26 @@ ${accessors(p)}
  * start depending on the thread (so a compiler need not unroll it, and each
  * load waits on the one before it to be stored).
  */
-const directLoads = () => `
+const directLoads = (r: Reads) => `
       for (var e = tid; e < ${TILE * TILE}; e += 64) {
         // Walk whichever index is contiguous in memory fastest across threads.
         let fast = e % ${TILE};
         let slow = e / ${TILE};
-        let ar = select(fast, slow, aK);
-        let ak = select(slow, fast, aK);
-        tileA[slot(ak, ar)][ar % 4] = readA(part, z, b, h, row0 + ar, k0 + ak);
-        let bk = select(slow, fast, bK);
-        let bc = select(fast, slow, bK);
-        tileB[slot(bk, bc)][bc % 4] = readB(part, z, b, h, k0 + bk, col0 + bc);
+        let ar = ${aRow(r, 'fast', 'slow')};
+        tileA[slot(${aCol(r, 'fast', 'slow')}, ar)][ar % 4] = ${r.a}(part, z, b, h, row0 + ar, k0 + ${aCol(r, 'fast', 'slow')});
+        let bc = ${bCol(r, 'fast', 'slow')};
+        tileB[slot(${bRow(r, 'fast', 'slow')}, bc)][bc % 4] = ${r.b}(part, z, b, h, k0 + ${bRow(r, 'fast', 'slow')}, col0 + bc);
       }`;
 
 /** Each thread's share of a tile: 16 elements, e = tid + 64 i, so its fast index is tid % 32 whatever i, its slow one tid / 32 + 2 i. */
 const LOADS = TILE * TILE / 64;
 
 /** The tile at k0's 16 + 16 elements into registers sa, sb: all loads issued before any is used (no stores between them). */
-const stagedFetch = (k0: string) => `
+const stagedFetch = (r: Reads, k0: string) => `
       for (var i = 0; i < ${LOADS}; i++) {
         let slow = slow0 + 2 * i;
-        sa[i] = readA(part, z, b, h, row0 + select(fast, slow, aK), ${k0} + select(slow, fast, aK));
-        sb[i] = readB(part, z, b, h, ${k0} + select(slow, fast, bK), col0 + select(fast, slow, bK));
+        sa[i] = ${r.a}(part, z, b, h, row0 + ${aRow(r, 'fast', 'slow')}, ${k0} + ${aCol(r, 'fast', 'slow')});
+        sb[i] = ${r.b}(part, z, b, h, ${k0} + ${bRow(r, 'fast', 'slow')}, col0 + ${bCol(r, 'fast', 'slow')});
       }`;
 
 /**
@@ -263,30 +276,31 @@ const stagedFetch = (k0: string) => `
  * here in the WGSL instead (32 statements per tile), the shader kept
  * SwiftShader's compiler busy for over five minutes.
  */
-const stagedLoads = () => `
+const stagedLoads = (r: Reads) => `
     let fast = tid % ${TILE};
     let slow0 = tid / ${TILE};
     var sa : array<f32, ${LOADS}>;
     var sb : array<f32, ${LOADS}>;
-    ${stagedFetch('0')}`;
-const stagedStores = () => `
+    ${stagedFetch(r, '0')}`;
+const stagedStores = (r: Reads) => `
       for (var i = 0; i < ${LOADS}; i++) {
         let slow = slow0 + 2 * i;
-        let ar = select(fast, slow, aK);
-        let bc = select(fast, slow, bK);
-        tileA[slot(select(slow, fast, aK), ar)][ar % 4] = sa[i];
-        tileB[slot(select(slow, fast, bK), bc)][bc % 4] = sb[i];
+        let ar = ${aRow(r, 'fast', 'slow')};
+        let bc = ${bCol(r, 'fast', 'slow')};
+        tileA[slot(${aCol(r, 'fast', 'slow')}, ar)][ar % 4] = sa[i];
+        tileB[slot(${bRow(r, 'fast', 'slow')}, bc)][bc % 4] = sb[i];
       }`;
 
 /**
- * How the tiled program fills its tiles: 'direct' (each element loaded and
- * stored in turn) or 'staged' (a tile's loads issued together into registers,
- * the next tile's while this one is multiplied). 'direct' is what the H100 and
- * H200 figures in README.md were measured with; `npm run bench -- --gpu
- * --attention` times both.
+ * How the tiled program fills its tiles: 'staged' (a tile's loads issued
+ * together into registers, the next tile's while this one is multiplied; the
+ * default) or 'direct' (each element loaded and stored in turn, as first
+ * written). On an H200 staged loads ran the forward products 1.3-3.5x faster
+ * (P V at B 32, H 12: 0.65 -> 0.18 ms); `npm run bench -- --gpu --attention`
+ * times both.
  */
 export type AttentionLoads = 'direct' | 'staged';
-let loads: AttentionLoads = 'direct';
+let loads: AttentionLoads = 'staged';
 /** Choose the tiled program's loads (bench, tests); returns the previous choice. */
 export function setAttentionLoads(l: AttentionLoads): AttentionLoads {
   const was = loads;
