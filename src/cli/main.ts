@@ -35,7 +35,7 @@ protocols (NAME or NAME-N, N the size; defaults shown):
 train options (defaults in brackets):
   --protocol NAME[-N]  [${formatSpec(D.protocol)}]   (--variant deep|shallow and --prompts N: VPT shorthands)
   --epochs N  [${D.epochs}]                   --batch N  [${D.batch}]
-  --lr X  learning rate per 256 images; applied = lr x batch / 256  [sgd ${DEFAULT_LR.sgd}, adamw ${DEFAULT_LR.adamw}; x0.1 bias, x0.05 partial, x0.01 full]
+  --lr X  learning rate per 256 images; applied = lr x batch / 256  [sgd ${DEFAULT_LR.sgd} (x0.1 bias, x0.05 partial, x0.01 full), adamw ${DEFAULT_LR.adamw} (x0.1 bias, x0.01 partial, x0.001 full)]
   --wd X  weight decay  [${D.weightDecay}]    --optimizer sgd|adamw  [${D.optimizer}] (SGD momentum 0.9)
   --warmup N  warm-up epochs  [epochs / 10]   --schedule step|epoch  [${D.schedule}]
   --prompt-dropout X  [${D.promptDropout}]    --val-split X  [${D.valSplit}] (0 trains on everything)

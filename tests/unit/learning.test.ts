@@ -43,3 +43,18 @@ describe.each(['deep'] as const)('VPT-%s on notMNIST letters', (variant) => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+// AdamW at its default rate, no lr given: a linear probe (features cached, so a few seconds). The
+// official head starts with logits of several units, and at the former default (0.004 per 256)
+// Adam's small fixed steps left this probe at chance; SGD's default is checked above through VPT.
+describe('AdamW at its default learning rate', () => {
+  it('trains a linear probe far above chance', async () => {
+    const before = tf.memory().numTensors;
+    const cfg = resolveTrainConfig({ protocol: { name: 'linear', n: 0 }, optimizer: 'adamw', epochs: 10, batch: 30, valSplit: 0, warmupEpochs: 1, seed: 7 });
+    const r = await trainVpt(model, pre, { train, val: [], classes }, cfg, b.fingerprint);
+    const ev = await evaluateState(model, r.state, test, classes, pre, 40);
+    console.log(`Linear, AdamW lr ${cfg.lr}: test accuracy ${(100 * ev.accuracy).toFixed(1)}% on ${ev.count}; losses ${r.history.map((h) => h.loss.toFixed(2)).join(' ')}`);
+    expect(ev.accuracy).toBeGreaterThan(0.45);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
