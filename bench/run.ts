@@ -13,7 +13,7 @@ import { PRESETS } from '../src/core/vit/config';
 import { runBrowser, soakBrowser } from './browser';
 import { runSoak, soakSummary } from './soak';
 import { benchDecode } from './decode';
-import { forwardFlops, runCase, type BenchCase, type BenchResult } from './step';
+import { forwardFlops, runCase, useBestReference, type BenchCase, type BenchResult } from './step';
 
 const args = new Set(process.argv.slice(2));
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -163,13 +163,8 @@ const ratio = torch && ours ? {
   torchEfficiency: (8 * (2 * tf10.total - tf10.patch)) / 1e9 / (torch.stepMs / 1000) / torch.matmulGflops,
 } : null;
 
-// One matmul reference per backend and model: the best of the run's measurements. A single
-// measurement on this shared machine can land in someone else's burst (9.7 GFLOP/s once, against
-// 16-24 otherwise), which would make a step look faster than the matmul it is made of.
-for (const r of rows) {
-  const best = Math.max(...rows.filter((x) => x.backend === r.backend && x.model === r.model && Number.isFinite(x.matmulGflops)).map((x) => x.matmulGflops));
-  if (Number.isFinite(best) && best > r.matmulGflops) { r.efficiency *= r.matmulGflops / best; r.matmulGflops = best; }
-}
+// One matmul reference per backend and model (a CPU's throughput hardly depends on the batch).
+useBestReference(rows, (a, b) => a.backend === b.backend && a.model === b.model);
 
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
 if (args.has('--json')) {
