@@ -43,8 +43,8 @@ export const DEFAULT_LR: Record<OptimizerName, number> = { sgd: 1.0, adamw: 0.1 
 /**
  * Protocols that change backbone tensors need smaller rates than prompts or
  * a head: the paper's grids find ~0.001-0.01 for Full, and a bias's gradient
- * sums over every token of every image (measured here: Bias at the prompts'
- * rate stays at chance on notMNIST letters). Adam's steps do not grow with
+ * sums over every token of every image (measured here with SGD: Bias at the
+ * prompts' rate stays at chance on notMNIST letters). Adam's steps do not grow with
  * the gradient, so its factors follow the size of the change a weight can
  * take instead: Full 1e-4 per 256 (about DeiT's fine-tuning rate).
  */

@@ -202,7 +202,8 @@ ${accessors(p)}
 
 /** Part i's k loop and stores, its reads (readA_i, readB_i) and which of their indices is contiguous fixed. */
 function tiledLoop(p: Product, i: number, staged: boolean): string {
-  const r: Reads = { a: `readA_${i}`, b: `readB_${i}`, aK: p.aKFast[i], bK: p.bKFast[i] };
+  const aK = p.aKFast[i], bK = p.bKFast[i];
+  const r: Reads = { a: `readA_${i}`, b: `readB_${i}`, ar: aK ? 'slow' : 'fast', ak: aK ? 'fast' : 'slow', bk: bK ? 'fast' : 'slow', bc: bK ? 'slow' : 'fast' };
   return `
     var acc : array<vec4<f32>, 4>;
     ${staged ? stagedLoads(r) : ''}
@@ -229,15 +230,12 @@ function tiledLoop(p: Product, i: number, staged: boolean): string {
     }`;
 }
 
-/** One part's reads: the functions, and whether A's (B's) elements are contiguous along k. */
-interface Reads { a: string; b: string; aK: boolean; bK: boolean }
-
-// An element's index in the tile from its fast and slow index (the fast one walks contiguous memory):
-// A's row and k, B's k and column, as WGSL expressions.
-const aRow = (r: Reads, fast: string, slow: string) => r.aK ? slow : fast;
-const aCol = (r: Reads, fast: string, slow: string) => r.aK ? fast : slow;
-const bRow = (r: Reads, fast: string, slow: string) => r.bK ? fast : slow;
-const bCol = (r: Reads, fast: string, slow: string) => r.bK ? slow : fast;
+/**
+ * One part's reads: the functions, and which of a load's two indices, `fast`
+ * (walking contiguous memory across threads) or `slow`, is A's row (ar) and k
+ * (ak) and B's k (bk) and column (bc).
+ */
+interface Reads { a: string; b: string; ar: string; ak: string; bk: string; bc: string }
 
 /**
  * The tiles' loads as first written: each thread loops over its 16 elements of
@@ -250,10 +248,8 @@ const directLoads = (r: Reads) => `
         // Walk whichever index is contiguous in memory fastest across threads.
         let fast = e % ${TILE};
         let slow = e / ${TILE};
-        let ar = ${aRow(r, 'fast', 'slow')};
-        tileA[slot(${aCol(r, 'fast', 'slow')}, ar)][ar % 4] = ${r.a}(part, z, b, h, row0 + ar, k0 + ${aCol(r, 'fast', 'slow')});
-        let bc = ${bCol(r, 'fast', 'slow')};
-        tileB[slot(${bRow(r, 'fast', 'slow')}, bc)][bc % 4] = ${r.b}(part, z, b, h, k0 + ${bRow(r, 'fast', 'slow')}, col0 + bc);
+        tileA[slot(${r.ak}, ${r.ar})][${r.ar} % 4] = ${r.a}(part, z, b, h, row0 + ${r.ar}, k0 + ${r.ak});
+        tileB[slot(${r.bk}, ${r.bc})][${r.bc} % 4] = ${r.b}(part, z, b, h, k0 + ${r.bk}, col0 + ${r.bc});
       }`;
 
 /** Each thread's share of a tile: 16 elements, e = tid + 64 i, so its fast index is tid % 32 whatever i, its slow one tid / 32 + 2 i. */
@@ -263,8 +259,8 @@ const LOADS = TILE * TILE / 64;
 const stagedFetch = (r: Reads, k0: string) => `
       for (var i = 0; i < ${LOADS}; i++) {
         let slow = slow0 + 2 * i;
-        sa[i] = ${r.a}(part, z, b, h, row0 + ${aRow(r, 'fast', 'slow')}, ${k0} + ${aCol(r, 'fast', 'slow')});
-        sb[i] = ${r.b}(part, z, b, h, ${k0} + ${bRow(r, 'fast', 'slow')}, col0 + ${bCol(r, 'fast', 'slow')});
+        sa[i] = ${r.a}(part, z, b, h, row0 + ${r.ar}, ${k0} + ${r.ak});
+        sb[i] = ${r.b}(part, z, b, h, ${k0} + ${r.bk}, col0 + ${r.bc});
       }`;
 
 /**
@@ -285,10 +281,8 @@ const stagedLoads = (r: Reads) => `
 const stagedStores = (r: Reads) => `
       for (var i = 0; i < ${LOADS}; i++) {
         let slow = slow0 + 2 * i;
-        let ar = ${aRow(r, 'fast', 'slow')};
-        let bc = ${bCol(r, 'fast', 'slow')};
-        tileA[slot(${aCol(r, 'fast', 'slow')}, ar)][ar % 4] = sa[i];
-        tileB[slot(${bRow(r, 'fast', 'slow')}, bc)][bc % 4] = sb[i];
+        tileA[slot(${r.ak}, ${r.ar})][${r.ar} % 4] = sa[i];
+        tileB[slot(${r.bk}, ${r.bc})][${r.bc} % 4] = sb[i];
       }`;
 
 /**
